@@ -1,0 +1,338 @@
+"""LLMEncoder: a decoder LLM used as a text encoder (load, pool, encode, prune, save, adapters)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from .inputs import Input, InputBuilder
+from .layers import decoder_layers, final_norm, keep_first_layers, layers_to_keep, truncate_config
+from .pooling import check_pooling_mode, pool
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "l3prune_encoder.json"
+DEFAULTS = dict(
+    pooling_mode="weighted_mean",
+    max_length=512,
+    doc_max_length=400,
+    skip_instruction=True,
+    use_chat_template=False,
+)
+# from_pretrained keywords that also apply to the config and the tokenizer
+_SHARED_HF_KWARGS = (
+    "revision",
+    "trust_remote_code",
+    "gguf_file",
+    "token",
+    "cache_dir",
+    "local_files_only",
+    "subfolder",
+)
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    layers_before: int
+    layers_after: int
+    params_before: int
+    params_after: int
+
+    def __str__(self) -> str:
+        removed = 1 - self.params_after / self.params_before
+        return (
+            f"pruned {self.layers_before} -> {self.layers_after} layers, "
+            f"{self.params_before:,} -> {self.params_after:,} parameters ({removed:.1%} removed)"
+        )
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@contextlib.contextmanager
+def _quiet_unexpected_keys_report():
+    """Loading n of L layers leaves the dropped layers' weights 'unexpected' by design; that
+    report would only alarm users, so it is held back (real mismatches are checked by the caller)."""
+    hf_logger = logging.getLogger("transformers.modeling_utils")
+    drop_warnings = lambda record: record.levelno > logging.WARNING  # noqa: E731
+    hf_logger.addFilter(drop_warnings)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(drop_warnings)
+
+
+class LLMEncoder(torch.nn.Module):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        pooling_mode: str = DEFAULTS["pooling_mode"],
+        max_length: int = DEFAULTS["max_length"],
+        doc_max_length: int = DEFAULTS["doc_max_length"],
+        skip_instruction: bool = DEFAULTS["skip_instruction"],
+        use_chat_template: bool = DEFAULTS["use_chat_template"],
+        base_model_name_or_path: str | None = None,
+    ):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        if tokenizer.pad_token is None:  # decoder tokenizers often have none; EOS is the usual stand-in
+            tokenizer.pad_token = tokenizer.eos_token
+        self.pooling_mode = check_pooling_mode(pooling_mode)
+        self.skip_instruction = skip_instruction
+        self.base_model_name_or_path = base_model_name_or_path or getattr(model.config, "_name_or_path", None)
+        self.inputs = InputBuilder(tokenizer, max_length, doc_max_length, skip_instruction, use_chat_template)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        pooling_mode: str | None = None,
+        max_length: int | None = None,
+        doc_max_length: int | None = None,
+        skip_instruction: bool | None = None,
+        use_chat_template: bool | None = None,
+        num_layers: int | None = None,
+        prune: float | None = None,
+        adapter: str | os.PathLike | None = None,
+        merge_adapter: bool = False,
+        **hf_kwargs,
+    ) -> LLMEncoder:
+        """Load a decoder LLM (hub id or folder), a saved LLMEncoder, or a saved adapter folder.
+
+        Settings saved with an encoder are restored; arguments given here override them.
+        `num_layers` (or `prune`, with `prune()`'s semantics) builds only the first layers.
+        `adapter` attaches a peft LoRA adapter folder; `merge_adapter` folds it into the weights.
+        Every other keyword goes to transformers' from_pretrained (dtype, device_map,
+        attn_implementation, revision, gguf_file, trust_remote_code, ...).
+        """
+        if num_layers is not None and prune is not None:
+            raise ValueError("give num_layers or prune, not both")
+        if "torch_dtype" in hf_kwargs:  # the seed's (transformers 4) spelling
+            hf_kwargs["dtype"] = hf_kwargs.pop("torch_dtype")
+        hf_kwargs.setdefault("trust_remote_code", False)
+        folder = Path(name_or_path)
+        saved = _read_json(folder / SETTINGS_FILE)
+        adapter_config = _read_json(folder / "adapter_config.json")
+        explicit = dict(
+            pooling_mode=pooling_mode,
+            max_length=max_length,
+            doc_max_length=doc_max_length,
+            skip_instruction=skip_instruction,
+            use_chat_template=use_chat_template,
+        )
+        settings = (
+            DEFAULTS
+            | {k: v for k, v in saved.items() if k in DEFAULTS}
+            | {k: v for k, v in explicit.items() if v is not None}
+        )
+
+        base = str(name_or_path)
+        if adapter_config:  # an adapter folder: the weights live in its base model
+            base = saved.get("base_model") or adapter_config.get("base_model_name_or_path")
+            if not base:
+                raise ValueError(f"{folder / 'adapter_config.json'} names no base_model_name_or_path")
+            adapter = adapter or folder
+            num_layers = (
+                num_layers if num_layers is not None or prune is not None else saved.get("num_layers")
+            )
+
+        shared = {k: hf_kwargs[k] for k in _SHARED_HF_KWARGS if k in hf_kwargs}
+        config = AutoConfig.from_pretrained(base, **shared)
+        total = config.num_hidden_layers
+        keep = None
+        if prune is not None:
+            keep = layers_to_keep(prune, total)
+        elif num_layers is not None:
+            if (
+                isinstance(num_layers, bool)
+                or not isinstance(num_layers, int)
+                or not 1 <= num_layers <= total
+            ):
+                raise ValueError(
+                    f"num_layers={num_layers!r} is not a layer count from 1 to {total} for {base}"
+                )
+            keep = num_layers
+        if keep is not None:
+            truncate_config(config, keep)
+        with _quiet_unexpected_keys_report():
+            model, info = AutoModel.from_pretrained(
+                base, config=config, output_loading_info=True, **hf_kwargs
+            )
+        unexpected = [k for k in info.get("unexpected_keys", ()) if not _is_dropped_layer_key(k, keep, total)]
+        if unexpected:
+            logger.warning(
+                "weights in %s not used by the model: %s", base, ", ".join(sorted(unexpected)[:10])
+            )
+        if "gguf_file" in hf_kwargs:  # weights come out dequantised: a plain model from here on
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+        tokenizer_source = folder if (folder / "tokenizer_config.json").is_file() else base
+        tokenizer_kwargs = shared if tokenizer_source == base else {}
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **tokenizer_kwargs)
+        if adapter is not None:
+            model = cls._attach_adapter(model, adapter, merge_adapter)
+        return cls(model, tokenizer, base_model_name_or_path=base, **settings)
+
+    @staticmethod
+    def _attach_adapter(model, adapter, merge: bool):
+        from peft import PeftModel  # peft only when adapters are used
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        return model.merge_and_unload() if merge else model
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def num_layers(self) -> int:
+        return len(decoder_layers(self.model))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def has_adapter(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
+        return final_norm(self.model)(hidden)
+
+    def prune(self, p: float | int) -> PruneReport:
+        """Drop the last layers: 0 < p < 1 drops that fraction, an integer p >= 1 keeps p layers."""
+        before, params_before = self.num_layers, self.num_parameters()
+        keep = layers_to_keep(p, before)
+        keep_first_layers(self.model, keep)
+        report = PruneReport(before, keep, params_before, self.num_parameters())
+        logger.info("%s", report)
+        return report
+
+    # ---------------------------------------------------------------- embedding
+    def tokenize(self, inputs: Sequence[Input]) -> dict[str, torch.Tensor]:
+        return self.inputs(inputs)
+
+    def pool(self, hidden: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return pool(hidden, features["attention_mask"], features["pool_mask"], self.pooling_mode)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = self.model(
+            input_ids=features["input_ids"],
+            attention_mask=features["attention_mask"],
+            position_ids=features["position_ids"],
+        )
+        return self.pool(out.last_hidden_state, features)
+
+    def encode(
+        self,
+        inputs: Sequence[Input] | Input,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = False,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Embed texts or [instruction, text] pairs; float32 rows in input order.
+
+        Inputs are sorted by token count so batches hold similar lengths (little padding),
+        then the order is restored. Returns a tensor unless convert_to_numpy is set.
+        """
+        single = isinstance(inputs, str)
+        if single:
+            inputs = [inputs]
+        if device is not None:
+            self.model.to(device)
+        ids, pool_starts = self.inputs.token_ids(inputs)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        chunks = []
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), batch_size), desc="encode", disable=not show_progress_bar):
+                batch = order[start : start + batch_size]
+                features = self.inputs.pad([ids[i] for i in batch], [pool_starts[i] for i in batch])
+                features = {k: v.to(self.device) for k, v in features.items()}
+                chunks.append(self(features).float().cpu())
+        self.train(was_training)
+        embeddings = torch.empty((len(ids), chunks[0].shape[1]), dtype=torch.float32)
+        embeddings[torch.tensor(order)] = torch.cat(chunks)
+        if normalize_embeddings:
+            embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+        if single:
+            embeddings = embeddings[0]
+        return embeddings.numpy() if convert_to_numpy else embeddings
+
+    # ---------------------------------------------------------------- saving
+    def settings(self) -> dict:
+        return dict(
+            pooling_mode=self.pooling_mode,
+            max_length=self.inputs.max_length,
+            doc_max_length=self.inputs.doc_max_length,
+            skip_instruction=self.skip_instruction,
+            use_chat_template=self.inputs.use_chat_template,
+            num_layers=self.num_layers,
+        )
+
+    def merge_adapter(self) -> None:
+        """Fold a LoRA adapter into the weights (in place)."""
+        if self.has_adapter:
+            self.model = self.model.merge_and_unload()
+
+    def save(self, path: str | os.PathLike, merge_adapter: bool = False) -> None:
+        """Write the encoder to `path` atomically: weights (or, with an unmerged adapter, only the
+        adapter plus the base model's name), tokenizer and encoder settings."""
+        if merge_adapter:
+            self.merge_adapter()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            self.model.save_pretrained(staging)
+            self.tokenizer.save_pretrained(staging)
+            settings = self.settings()
+            if self.has_adapter:
+                settings["base_model"] = self.base_model_name_or_path
+            (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+            _replace_dir(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def _is_dropped_layer_key(key: str, keep: int | None, total: int) -> bool:
+    if keep is None:
+        return False
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part == "layers" and parts[i + 1].isdigit():
+            return keep <= int(parts[i + 1]) < total
+    return False
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move a finished folder into place; an existing target is only removed once the new one is in."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, target)

@@ -1,0 +1,259 @@
+"""LLMEncoder: pooling, instruction masking, order, prune, save/load, adapters, on tiny random models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import FAMILIES, build_tokenizer
+from transformers import AutoModel
+
+from l3prune import LLMEncoder
+from l3prune.encoder import POOLING_MODES, join_instruction
+
+TEXTS = [
+    "the model retrieve passage",
+    "a",
+    "protein grams day women average requirement chart marathon guideline",
+    "summit mountain",
+]
+
+
+def hidden_states_alone(encoder, instruction, text):
+    """Final hidden states of one unpadded input, computed without the encoder's batching."""
+    tok = encoder.tokenizer
+    prefix = (
+        tok(join_instruction(instruction, ""), add_special_tokens=False)["input_ids"] if instruction else []
+    )
+    body = tok(text, add_special_tokens=False)["input_ids"]
+    ids = [tok.bos_token_id, *prefix, *body, tok.eos_token_id]  # the tiny tokenizer's template: <s> $A </s>
+    with torch.no_grad():
+        out = encoder.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    return out, len(prefix)
+
+
+@pytest.mark.parametrize("mode", POOLING_MODES)
+def test_pooling_modes_match_hand_computation(tiny_llama, mode):
+    encoder = LLMEncoder.from_pretrained(tiny_llama, pooling_mode=mode)
+    instruction = "Retrieve semantically similar text"
+    got = encoder.encode([[instruction, t] for t in TEXTS])
+    for row, text in enumerate(TEXTS):
+        h, n_prefix = hidden_states_alone(encoder, instruction, text)
+        pooled_part = h[1 + n_prefix :]  # text tokens and the closing </s>; not <s>, not the instruction
+        n = len(pooled_part)
+        if mode == "mean":
+            want = sum(pooled_part[i] for i in range(n)) / n
+        elif mode == "weighted_mean":
+            want = sum((i + 1) * pooled_part[i] for i in range(n)) / (n * (n + 1) / 2)
+        elif mode in ("eos_token", "last_token"):
+            want = h[-1]
+        else:
+            want = h[0]
+        torch.testing.assert_close(got[row], want, atol=1e-5, rtol=1e-5)
+
+
+def test_instruction_is_attended_but_not_pooled(tiny_llama):
+    encoder = LLMEncoder.from_pretrained(tiny_llama, pooling_mode="mean")
+    features = encoder.tokenize([["Given a question retrieve", "the summit"], "the summit"])
+    text_len = len(encoder.tokenizer("the summit", add_special_tokens=False)["input_ids"]) + 1  # + </s>
+    assert features["pool_mask"].sum(dim=1).tolist() == [text_len, text_len]
+    assert features["attention_mask"][0].sum() > features["attention_mask"][1].sum()
+    with_instruction, plain = encoder.encode([["Given a question retrieve", "the summit"], "the summit"])
+    assert not torch.allclose(with_instruction, plain)  # the text tokens saw the instruction
+
+    pooled_all = LLMEncoder.from_pretrained(tiny_llama, pooling_mode="mean", skip_instruction=False)
+    features = pooled_all.tokenize([["Given a question retrieve", "the summit"]])
+    assert torch.equal(features["pool_mask"], features["attention_mask"])
+
+
+def test_join_instruction_rule():
+    assert join_instruction("Retrieve similar text", "x") == "Retrieve similar text: x"
+    assert (
+        join_instruction("  Given a query, retrieve passages:  ", "x")
+        == "Given a query, retrieve passages: x"
+    )
+    assert join_instruction("", "x") == "x"
+
+
+def test_encode_restores_input_order_and_is_padding_independent(tiny_llama):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    batch = encoder.encode(TEXTS, batch_size=3)
+    alone = torch.stack([encoder.encode([t])[0] for t in TEXTS])
+    torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-5)
+    assert batch.dtype == torch.float32
+    assert encoder.encode(TEXTS[0]).shape == (64,)
+    as_numpy = encoder.encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    assert isinstance(as_numpy, np.ndarray) and as_numpy.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(as_numpy, axis=1), 1.0, rtol=1e-5)
+
+
+def test_bf16_model_gives_float32(tiny_llama):
+    encoder = LLMEncoder.from_pretrained(tiny_llama, dtype=torch.bfloat16)
+    assert encoder.model.dtype == torch.bfloat16
+    assert encoder.encode(TEXTS).dtype == torch.float32
+    legacy = LLMEncoder.from_pretrained(tiny_llama, torch_dtype=torch.bfloat16)  # the seed's keyword
+    assert legacy.model.dtype == torch.bfloat16
+
+
+def test_truncation_to_max_length_and_doc_max_length(tiny_llama):
+    long_text = " ".join(["protein"] * 100)
+    encoder = LLMEncoder.from_pretrained(tiny_llama, max_length=40, doc_max_length=8)
+    features = encoder.tokenize([long_text, ["Given a web search query retrieve passages", long_text]])
+    assert features["pool_mask"].sum(dim=1).tolist() == [9, 9]  # 8 text tokens + </s>
+    tight = LLMEncoder.from_pretrained(tiny_llama, max_length=12, doc_max_length=400)
+    features = tight.tokenize([long_text, ["Given a web search query retrieve passages", long_text]])
+    assert features["attention_mask"].sum(dim=1).tolist() == [12, 12]
+    assert features["pool_mask"][1].sum() >= 2  # a long instruction never swallows the whole text
+
+
+def test_chat_template_wraps_text(tiny_llama, tmp_path):
+    tokenizer = build_tokenizer()
+    tokenizer.chat_template = "{% for m in messages %}<s>user {{ m['content'] }}</s>{% endfor %}"
+    model = AutoModel.from_pretrained(tiny_llama)
+    plain = LLMEncoder(model, tokenizer)
+    chat = LLMEncoder(model, tokenizer, use_chat_template=True)
+    ids_plain = plain.tokenize(["the summit"])["input_ids"][0].tolist()
+    ids_chat = chat.tokenize(["the summit"])["input_ids"][0].tolist()
+    user = tokenizer("user ", add_special_tokens=False)["input_ids"]
+    assert ids_chat == [tokenizer.bos_token_id, *user, *ids_plain[1:]]
+    with pytest.raises(ValueError, match="no chat template"):
+        LLMEncoder(model, build_tokenizer(), use_chat_template=True)
+
+
+def test_bad_inputs_are_clear_errors(tiny_llama):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    with pytest.raises(ValueError, match=r"bad encoder input \['a', 'b', 'c'\]"):
+        encoder.encode([["a", "b", "c"]])
+    with pytest.raises(ValueError, match="unknown pooling_mode 'max'; choose one of: mean, weighted_mean"):
+        LLMEncoder.from_pretrained(tiny_llama, pooling_mode="max")
+
+
+# ---------------------------------------------------------------- prune
+@pytest.mark.parametrize(
+    ("p", "kept"), [(0.25, 3), (0.5, 2), (0.3, 2), (0.74, 1), (1, 1), (3, 3), (4, 4), (2.0, 2)]
+)
+def test_prune_semantics(tiny_llama, p, kept):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    report = encoder.prune(p)
+    assert (report.layers_before, report.layers_after) == (4, kept)
+    assert encoder.num_layers == kept == encoder.model.config.num_hidden_layers
+    assert report.params_after == encoder.num_parameters() < report.params_before or kept == 4
+
+
+@pytest.mark.parametrize("p", [0, -0.5, 5, 2.5, 0.8, True, "0.5", None])
+def test_prune_errors_name_the_layer_count(tiny_llama, p):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    with pytest.raises(ValueError, match=r"4 layers|1\.\.4|below 0\.75"):
+        encoder.prune(p)
+    assert encoder.num_layers == 4
+
+
+def test_load_argument_errors(tiny_llama):
+    with pytest.raises(ValueError, match="num_layers=7 is not a layer count from 1 to 4"):
+        LLMEncoder.from_pretrained(tiny_llama, num_layers=7)
+    with pytest.raises(ValueError, match="give num_layers or prune, not both"):
+        LLMEncoder.from_pretrained(tiny_llama, num_layers=2, prune=0.5)
+
+
+def test_unsupported_architecture_lists_supported(tmp_path):
+    from transformers import GPT2Config, GPT2Model
+
+    GPT2Model(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=512)).save_pretrained(tmp_path)
+    build_tokenizer().save_pretrained(tmp_path)
+    encoder = LLMEncoder.from_pretrained(tmp_path)
+    with pytest.raises(
+        ValueError, match="unsupported architecture GPT2Model.*supported families: llama, mistral"
+    ):
+        encoder.prune(1)
+
+
+# ---------------------------------------------------------------- every family
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_prune_save_reload_and_partial_load(tiny_model_dir, tmp_path, family):
+    path = tiny_model_dir(family)
+    encoder = LLMEncoder.from_pretrained(path, pooling_mode="mean", max_length=64)
+    encoder.prune(2)
+    want = encoder.encode(TEXTS)
+
+    encoder.save(tmp_path / "saved")
+    reloaded = LLMEncoder.from_pretrained(tmp_path / "saved")
+    assert reloaded.num_layers == 2 and reloaded.pooling_mode == "mean" and reloaded.inputs.max_length == 64
+    torch.testing.assert_close(reloaded.encode(TEXTS), want, atol=0, rtol=0)
+
+    partial = LLMEncoder.from_pretrained(path, pooling_mode="mean", max_length=64, num_layers=2)
+    assert len(partial.model.layers) == 2
+    torch.testing.assert_close(partial.encode(TEXTS), want, atol=0, rtol=0)
+    assert LLMEncoder.from_pretrained(path, prune=0.5).num_layers == 2
+
+
+def test_partial_load_reports_nothing_unexpected(tiny_llama, caplog):
+    import transformers
+
+    transformers.logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            LLMEncoder.from_pretrained(tiny_llama, num_layers=1)
+    finally:
+        transformers.logging.disable_propagation()
+    assert not [r for r in caplog.records if "UNEXPECTED" in r.getMessage() or "not used" in r.getMessage()]
+
+
+def test_settings_are_saved_and_overridable(tiny_llama, tmp_path):
+    LLMEncoder.from_pretrained(tiny_llama, pooling_mode="eos_token", doc_max_length=33).save(tmp_path / "e")
+    settings = json.loads((tmp_path / "e" / "l3prune_encoder.json").read_text())
+    assert (
+        settings["pooling_mode"] == "eos_token"
+        and settings["doc_max_length"] == 33
+        and settings["num_layers"] == 4
+    )
+    assert LLMEncoder.from_pretrained(tmp_path / "e", pooling_mode="mean").pooling_mode == "mean"
+
+
+def test_save_replaces_existing_folder_atomically(tiny_llama, tmp_path):
+    target = tmp_path / "enc"
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    encoder.save(target)
+    encoder.prune(1)
+    encoder.save(target)
+    assert LLMEncoder.from_pretrained(target).num_layers == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"]  # no staging leftovers
+
+
+# ---------------------------------------------------------------- adapters
+@pytest.fixture
+def lora_adapter(tiny_llama, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    model = AutoModel.from_pretrained(tiny_llama, config=None)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    return tmp_path / "adapter"
+
+
+def test_adapter_merged_and_unmerged_agree(tiny_llama, lora_adapter):
+    base = LLMEncoder.from_pretrained(tiny_llama).encode(TEXTS)
+    unmerged = LLMEncoder.from_pretrained(tiny_llama, adapter=lora_adapter)
+    merged = LLMEncoder.from_pretrained(tiny_llama, adapter=lora_adapter, merge_adapter=True)
+    assert unmerged.has_adapter and not merged.has_adapter
+    torch.testing.assert_close(merged.encode(TEXTS), unmerged.encode(TEXTS), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(base, unmerged.encode(TEXTS), atol=1e-3)
+
+
+def test_adapter_folder_loads_its_base_and_pruned_encoder_roundtrips(tiny_llama, lora_adapter, tmp_path):
+    from_folder = LLMEncoder.from_pretrained(lora_adapter)  # base found through adapter_config.json
+    assert from_folder.has_adapter
+    encoder = LLMEncoder.from_pretrained(tiny_llama, adapter=lora_adapter, num_layers=3, pooling_mode="mean")
+    want = encoder.encode(TEXTS)
+    encoder.save(tmp_path / "variant")  # adapter only, plus the base model's name and the layer count
+    assert (tmp_path / "variant" / "adapter_config.json").is_file()
+    assert not (tmp_path / "variant" / "model.safetensors").exists()
+    again = LLMEncoder.from_pretrained(tmp_path / "variant")
+    assert again.num_layers == 3 and again.has_adapter and again.pooling_mode == "mean"
+    torch.testing.assert_close(again.encode(TEXTS), want, atol=0, rtol=0)
+
+    encoder.save(tmp_path / "merged", merge_adapter=True)
+    merged = LLMEncoder.from_pretrained(tmp_path / "merged")
+    assert not merged.has_adapter and merged.num_layers == 3
+    torch.testing.assert_close(merged.encode(TEXTS), want, atol=1e-5, rtol=1e-5)
