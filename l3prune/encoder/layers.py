@@ -26,26 +26,23 @@ def base_model(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+def _body_part(model: torch.nn.Module, name: str, kind: type) -> torch.nn.Module:
     body = base_model(model)
-    layers = getattr(body, "layers", None)
-    if not isinstance(layers, torch.nn.ModuleList):
+    part = getattr(body, name, None)
+    if not isinstance(part, kind):
         raise ValueError(
-            f"unsupported architecture {type(body).__name__}: no decoder-layer list `layers` found; "
+            f"unsupported architecture {type(body).__name__}: no `{name}` {kind.__name__} found; "
             f"supported families: {', '.join(SUPPORTED_FAMILIES)}"
         )
-    return layers
+    return part
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    return _body_part(model, "layers", torch.nn.ModuleList)
 
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:
-    body = base_model(model)
-    norm = getattr(body, "norm", None)
-    if not isinstance(norm, torch.nn.Module):
-        raise ValueError(
-            f"unsupported architecture {type(body).__name__}: no final `norm` found; "
-            f"supported families: {', '.join(SUPPORTED_FAMILIES)}"
-        )
-    return norm
+    return _body_part(model, "norm", torch.nn.Module)
 
 
 def layers_to_keep(p: float | int, num_layers: int) -> int:
