@@ -1,12 +1,14 @@
 """L3Prune: LLM-based text encoders made smaller by dropping their last layers."""
 
-from .encoder import LLMEncoder
-
 __all__ = ["LLMEncoder", "l3prune"]
 
 
 def __getattr__(name):
-    # `from l3prune import l3prune` without importing the data/loss stack for plain encoder use
+    # Imported on first use, so the command line starts without loading torch and transformers.
+    if name == "LLMEncoder":
+        from .encoder import LLMEncoder
+
+        return LLMEncoder
     if name == "l3prune":
         from .layerwise import l3prune
 

@@ -41,7 +41,7 @@ def reference_loss(path, k, dataset, loss_fn, batch_size, num_batches):
     with torch.no_grad():
         for b in range(num_batches):
             samples = [dataset[i] for i in range(b * batch_size, (b + 1) * batch_size)]
-            reps = [cut(cut.tokenize(list(column))) for column in zip(*samples)]
+            reps = [cut(cut.tokenize(list(column))) for column in zip(*samples, strict=True)]
             total += loss_fn(*reps).item()
     return total / num_batches
 

@@ -1,0 +1,1 @@
+"""Subcommands of `l3prune`, one module per area; each imports only argparse at module level."""

@@ -1,0 +1,140 @@
+"""`l3prune layerwise-loss` and `l3prune prune-points`. Light to import: the work imports torch."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "layerwise-loss",
+        help="the base model's contrastive loss at every layer count (one forward pass per batch)",
+        description="Compute the layerwise loss curve of a training config's base model on its training data.",
+    )
+    p.add_argument(
+        "config", help="training config JSON (the seed's keys: model_name_or_path, dataset_name, ...)"
+    )
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument(
+        "--batch-size", type=int, help="triples per batch (default: the config's l3prune_batch_size, 64)"
+    )
+    p.add_argument(
+        "--num-batches", type=int, help="batches to average (default: the config's l3prune_num_batches, 100)"
+    )
+    p.add_argument("--seed", type=int, help="data sampling seed (default: the config's seed)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=run_layerwise_loss)
+
+    p = subparsers.add_parser(
+        "prune-points",
+        help="pick L3Prune's small and large layer counts from a layerwise loss curve",
+        description="Apply the original rule (lowest loss in each half, ties to the shallower count).",
+    )
+    p.add_argument("loss", help="JSON written by `l3prune layerwise-loss`")
+    p.add_argument("--out", required=True, help="JSON file to write (small, large, num_layers, the curve)")
+    p.add_argument("--plot", help="PNG of the curve with both picks marked")
+    p.set_defaults(func=run_prune_points)
+
+
+def run_layerwise_loss(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from ..config import load_config
+    from ..dataset.utils import load_dataset
+    from ..encoder import LLMEncoder
+    from ..files import write_json
+    from ..layerwise import layerwise_loss
+    from ..loss.utils import load_loss
+
+    config = load_config(args.config)
+    batch_size = args.batch_size or config.l3prune_batch_size
+    num_batches = args.num_batches or config.l3prune_num_batches
+    seed = config.seed if args.seed is None else args.seed
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dataset = load_dataset(
+        config.dataset_name, file_path=config.dataset_file_path, effective_batch_size=batch_size, seed=seed
+    )
+    loss_fn = load_loss(config.loss_class, scale=config.loss_scale)
+    encoder = LLMEncoder.from_pretrained(config.model_name_or_path, **encoder_kwargs(config))
+    encoder.model.to(device)
+    start = time.perf_counter()
+    losses = layerwise_loss(encoder, dataset, loss_fn, batch_size, num_batches, show_progress_bar=True)
+    write_json(
+        args.out,
+        {
+            "model": config.model_name_or_path,
+            "num_layers": len(losses),
+            "losses": losses,
+            "data": {
+                "dataset_name": config.dataset_name,
+                "dataset_file_path": config.dataset_file_path,
+                "batch_size": batch_size,
+                "num_batches": min(num_batches, len(dataset) // batch_size),
+                "seed": seed,
+            },
+            "settings": {
+                "pooling_mode": encoder.pooling_mode,
+                "max_length": encoder.inputs.max_length,
+                "dtype": str(encoder.model.dtype),
+                "device": device,
+                "loss": config.loss_class,
+                "loss_scale": config.loss_scale,
+                "config": str(args.config),
+            },
+            "seconds": round(time.perf_counter() - start, 3),
+        },
+    )
+
+
+def encoder_kwargs(config) -> dict:
+    """LLMEncoder.from_pretrained keywords from a training config's model keys."""
+    import torch
+
+    kwargs = {"pooling_mode": config.pooling_mode, "max_length": config.max_seq_length}
+    if config.torch_dtype:
+        kwargs["dtype"] = (
+            config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
+        )
+    if config.attn_implementation:
+        kwargs["attn_implementation"] = config.attn_implementation
+    return kwargs
+
+
+def run_prune_points(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from ..files import write_json
+    from ..layerwise import select_prune_points
+    from ..layerwise.plot import plot_prune_points
+
+    path = Path(args.loss)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"layerwise loss file {path} does not exist (write it with `l3prune layerwise-loss`)"
+        )
+    curve = json.loads(path.read_text())
+    losses = curve.get("losses") if isinstance(curve, dict) else None
+    if not isinstance(losses, list) or not all(isinstance(x, (int, float)) for x in losses):
+        raise ValueError(
+            f"{path}: no 'losses' list of numbers (one per layer count); is it `l3prune layerwise-loss` output?"
+        )
+    small, large = select_prune_points(losses)
+    if args.plot:
+        from ..files import atomic_output
+
+        with atomic_output(args.plot) as tmp:
+            plot_prune_points(losses, small, large, tmp, title=f"L3Prune: {curve.get('model', '')}")
+    write_json(
+        args.out,
+        {
+            "model": curve.get("model"),
+            "num_layers": len(losses),
+            "small": small,
+            "large": large,
+            "losses": losses,
+            "source": str(path),
+        },
+    )

@@ -1,0 +1,92 @@
+"""`l3prune layerwise-loss` and `l3prune prune-points` as the workflow calls them."""
+
+import json
+
+import pytest
+
+from l3prune.cli import main
+
+
+@pytest.fixture
+def config_file(tiny_llama, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    words = "the model layer text query passage retrieve question answer summit".split()
+    pairs.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "query": words[i % 10],
+                    "positive": " ".join(words[i % 10 :]),
+                    "negative": words[(i + 3) % 10],
+                }
+            )
+            + "\n"
+            for i in range(16)
+        )
+    )
+    config = tmp_path / "train.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model_name_or_path": str(tiny_llama),
+                "pooling_mode": "mean",
+                "dataset_name": "jsonl",
+                "dataset_file_path": str(pairs),
+                "torch_dtype": "float32",
+                "loss_scale": 20.0,
+                "seed": 7,
+            }
+        )
+    )
+    return config
+
+
+def test_layerwise_loss_then_prune_points(config_file, tmp_path):
+    loss_json, points_json, plot = tmp_path / "loss.json", tmp_path / "points.json", tmp_path / "curve.png"
+    assert (
+        main(
+            [
+                "layerwise-loss",
+                str(config_file),
+                "--out",
+                str(loss_json),
+                "--batch-size",
+                "4",
+                "--num-batches",
+                "3",
+            ]
+        )
+        == 0
+    )
+    curve = json.loads(loss_json.read_text())
+    assert curve["num_layers"] == 4 and len(curve["losses"]) == 4
+    assert curve["data"] == {
+        "dataset_name": "jsonl",
+        "dataset_file_path": curve["data"]["dataset_file_path"],
+        "batch_size": 4,
+        "num_batches": 3,
+        "seed": 7,
+    }
+    assert curve["settings"]["pooling_mode"] == "mean" and curve["settings"]["loss_scale"] == 20.0
+    assert curve["seconds"] > 0
+
+    assert main(["prune-points", str(loss_json), "--out", str(points_json), "--plot", str(plot)]) == 0
+    points = json.loads(points_json.read_text())
+    losses = curve["losses"]
+    assert points["small"] == min((1, 2), key=lambda k: (losses[k - 1], k))
+    assert points["large"] == min((3, 4), key=lambda k: (losses[k - 1], k))
+    assert points["num_layers"] == 4 and points["losses"] == losses
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
+
+
+def test_prune_points_errors_are_one_line(tmp_path, capsys):
+    assert main(["prune-points", str(tmp_path / "nope.json"), "--out", str(tmp_path / "p.json")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"l3prune: error: layerwise loss file {tmp_path / 'nope.json'} does not exist (write it with `l3prune layerwise-loss`)"
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"losses": [1.0, "x"]}))
+    assert main(["prune-points", str(bad), "--out", str(tmp_path / "p.json")]) == 2
+    assert "no 'losses' list of numbers" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
