@@ -49,7 +49,9 @@ def peak_rss_of_load(model: str, num_layers: int | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resources/demo/model")
-    parser.add_argument("--tasks", default="resources/demo/tasks", help="folder with bbc_classification.jsonl")
+    parser.add_argument(
+        "--tasks", default="resources/demo/tasks", help="folder with bbc_classification.jsonl"
+    )
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
@@ -65,23 +67,31 @@ def main() -> None:
     transformer = models.Transformer(args.model, max_seq_length=512)
     if transformer.tokenizer.pad_token is None:
         transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
-    st = SentenceTransformer(modules=[transformer, models.Pooling(transformer.get_word_embedding_dimension(), "mean")])
+    st = SentenceTransformer(
+        modules=[transformer, models.Pooling(transformer.get_word_embedding_dimension(), "mean")]
+    )
     print(f"torch threads: {torch.get_num_threads()}, {len(texts)} texts, batch {args.batch_size}")
 
     t_st = best_time(lambda: st.encode(texts, batch_size=args.batch_size), args.repeats)
     t_ours = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)
-    print(f"(a) sentence-transformers {len(texts) / t_st:.1f} texts/s, l3prune {len(texts) / t_ours:.1f} texts/s: "
-          f"ratio {t_st / t_ours:.2f} (goal >= 1.0)")
+    print(
+        f"(a) sentence-transformers {len(texts) / t_st:.1f} texts/s, l3prune {len(texts) / t_ours:.1f} texts/s: "
+        f"ratio {t_st / t_ours:.2f} (goal >= 1.0)"
+    )
 
     full_layers = encoder.num_layers
     encoder.prune(10)
     t_pruned = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)
-    print(f"(b) {full_layers} layers {len(texts) / t_ours:.1f} texts/s, 10 layers {len(texts) / t_pruned:.1f} texts/s: "
-          f"speedup {t_ours / t_pruned:.2f}x (goal >= 2.5x, ideal {full_layers / 10:.1f}x)")
+    print(
+        f"(b) {full_layers} layers {len(texts) / t_ours:.1f} texts/s, 10 layers {len(texts) / t_pruned:.1f} texts/s: "
+        f"speedup {t_ours / t_pruned:.2f}x (goal >= 2.5x, ideal {full_layers / 10:.1f}x)"
+    )
 
     full_mb, part_mb = peak_rss_of_load(args.model, None), peak_rss_of_load(args.model, 10)
-    print(f"(c) peak RSS, bf16 load + encode: all {full_layers} layers {full_mb:.0f} MB, first 10 layers {part_mb:.0f} MB: "
-          f"ratio {part_mb / full_mb:.2f}")
+    print(
+        f"(c) peak RSS, bf16 load + encode: all {full_layers} layers {full_mb:.0f} MB, first 10 layers {part_mb:.0f} MB: "
+        f"ratio {part_mb / full_mb:.2f}"
+    )
 
 
 if __name__ == "__main__":

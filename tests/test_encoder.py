@@ -257,3 +257,34 @@ def test_adapter_folder_loads_its_base_and_pruned_encoder_roundtrips(tiny_llama,
     merged = LLMEncoder.from_pretrained(tmp_path / "merged")
     assert not merged.has_adapter and merged.num_layers == 3
     torch.testing.assert_close(merged.encode(TEXTS), want, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- security
+def test_only_safetensors_weights_are_loaded(tiny_llama, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    for f in tiny_llama.iterdir():
+        if f.suffix != ".safetensors":
+            shutil.copy(f, tmp_path / f.name)
+    torch.save(load_file(tiny_llama / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="has no safetensors weights; l3prune loads safetensors only"):
+        LLMEncoder.from_pretrained(tmp_path)
+    assert LLMEncoder.from_pretrained(tmp_path, use_safetensors=False).num_layers == 4  # an explicit opt-in
+
+
+def test_remote_code_is_off_unless_asked(tiny_llama, monkeypatch):
+    import transformers
+
+    seen = []
+    real = transformers.AutoModel.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", classmethod(spy))
+    LLMEncoder.from_pretrained(tiny_llama)
+    LLMEncoder.from_pretrained(tiny_llama, trust_remote_code=True)
+    assert seen == [False, True]

@@ -126,6 +126,8 @@ class LLMEncoder(torch.nn.Module):
         if "torch_dtype" in hf_kwargs:  # the seed's (transformers 4) spelling
             hf_kwargs["dtype"] = hf_kwargs.pop("torch_dtype")
         hf_kwargs.setdefault("trust_remote_code", False)
+        if "gguf_file" not in hf_kwargs:  # pickled .bin weights can run code when loaded
+            hf_kwargs.setdefault("use_safetensors", True)
         folder = Path(name_or_path)
         saved = _read_json(folder / SETTINGS_FILE)
         adapter_config = _read_json(folder / "adapter_config.json")
@@ -170,10 +172,18 @@ class LLMEncoder(torch.nn.Module):
             keep = num_layers
         if keep is not None:
             truncate_config(config, keep)
-        with _quiet_unexpected_keys_report():
-            model, info = AutoModel.from_pretrained(
-                base, config=config, output_loading_info=True, **hf_kwargs
-            )
+        try:
+            with _quiet_unexpected_keys_report():
+                model, info = AutoModel.from_pretrained(
+                    base, config=config, output_loading_info=True, **hf_kwargs
+                )
+        except OSError as error:
+            if hf_kwargs.get("use_safetensors") and "safetensors" in str(error):
+                raise ValueError(
+                    f"{base} has no safetensors weights; l3prune loads safetensors only, since pickled .bin "
+                    "weights can run code when loaded (pass use_safetensors=False to accept that risk)"
+                ) from None
+            raise
         unexpected = [k for k in info.get("unexpected_keys", ()) if not _is_dropped_layer_key(k, keep, total)]
         if unexpected:
             logger.warning(
