@@ -10,8 +10,10 @@ import sys
 
 COMMAND_MODULES = [
     "l3prune.commands.layerwise",
-    "l3prune.assets.commands",
+    "l3prune.commands.assets",
     "l3prune.evaluation.commands",
+    "l3prune.training.commands",
+    "l3prune.report.commands",
 ]
 
 

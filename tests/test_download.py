@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from l3prune.assets.download import download
-from l3prune.assets.files import atomic_output, extract_archive
+from l3prune.files import atomic_output, extract_archive
 from l3prune.cli import main
 
 PAYLOAD = random.Random(0).randbytes(300_000)

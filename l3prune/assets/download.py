@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .files import check_sha256, normalize_sha256, sha256_file
+from ..files import check_sha256, normalize_sha256, sha256_file
 
 _CONTENT_RANGE_START = re.compile(r"bytes (\d+)-")
 

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .files import atomic_output, check_sha256, normalize_sha256, sha256_file
+from ..files import atomic_output, check_sha256, normalize_sha256, sha256_file
 
 
 def wheel_prefix(name: str, version: str) -> str:

@@ -1,6 +1,6 @@
 """File integrity and atomic outputs: sha256 checks, write-then-rename, archive extraction.
 
-Every output of the assets layer appears under its final name only once it is complete, so the
+Every output of l3prune appears under its final name only once it is complete, so the
 existence of a file or folder is the proof that it is whole, and a killed run leaves nothing that
 looks finished.
 """
@@ -8,6 +8,7 @@ looks finished.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -106,3 +107,9 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, subdir:
     finally:
         _remove(scratch)
     return dest
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write `data` as indented JSON, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo_assets(args: argparse.Namespace) -> None:
-    from .demo import build_demo_assets, verify_manifest
+    from ..assets.demo import build_demo_assets, verify_manifest
 
     manifest = build_demo_assets(args.out)
     if args.check:
@@ -46,8 +46,8 @@ def run_demo_assets(args: argparse.Namespace) -> None:
 
 
 def run_download(args: argparse.Namespace) -> None:
-    from .download import download
-    from .files import extract_archive
+    from ..assets.download import download
+    from ..files import extract_archive
 
     if args.subdir and not args.extract:
         raise ValueError("--subdir needs --extract DIR")
