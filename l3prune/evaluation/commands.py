@@ -1,0 +1,84 @@
+"""`l3prune evaluate`. Light to import: mteb and torch load only when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score an encoder (a trained variant or a base model) on MTEB and local tasks",
+        description="Run a tasks file's MTEB tasks, benchmark and local tasks; write mteb.json beside mteb's own results.",
+    )
+    p.add_argument(
+        "variant",
+        help="a trained variant folder (adapter + l3prune_encoder.json), or a model folder / hub name",
+    )
+    p.add_argument(
+        "--tasks",
+        required=True,
+        help="tasks file (YAML: tasks, benchmark, local_tasks, instructions, batch_size, cache)",
+    )
+    p.add_argument(
+        "--out", required=True, help="summary JSON to write, e.g. results/<model>/<variant>/mteb.json"
+    )
+    p.add_argument("--name", help="mteb model name (default: l3prune/<base model>-<variant>)")
+    p.add_argument("--batch-size", type=int, help="encode batch size (default: the tasks file's, else 32)")
+    p.add_argument(
+        "--num-layers", type=int, help="keep only the first K layers (default: the variant's own count)"
+    )
+    p.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: the checkpoint's)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=run_evaluate)
+
+
+def default_name(source: str, encoder, num_layers: int | None) -> str:
+    """l3prune/<base model>-<variant>. A trained variant folder says both in its model_info.json;
+    another saved encoder folder is named after itself; a plain model is `full`, or `lK` when cut
+    to K layers (the project's variant names)."""
+    import json
+
+    from ..encoder.llm_encoder import SETTINGS_FILE
+
+    folder = Path(source)
+    info = (
+        json.loads((folder / "model_info.json").read_text()) if (folder / "model_info.json").is_file() else {}
+    )
+    base = info.get("base_model") or encoder.base_model_name_or_path
+    if "variant" in info:
+        variant = info["variant"]
+    elif (folder / SETTINGS_FILE).is_file():
+        variant = folder.resolve().name
+    else:
+        variant = "full" if num_layers is None else f"l{num_layers}"
+    return f"l3prune/{Path(str(base)).name}-{variant}"
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..encoder import LLMEncoder
+    from .run import evaluate
+    from .tasks_file import load_tasks_file
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
+    hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
+    encoder = LLMEncoder.from_pretrained(args.variant, num_layers=args.num_layers, **hf_kwargs)
+    encoder.model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    summary = evaluate(
+        encoder,
+        config,
+        args.out,
+        name=args.name or default_name(args.variant, encoder, args.num_layers),
+        source=args.variant,
+        batch_size=args.batch_size,
+    )
+    print(
+        f"{summary['model']}: average {summary['average']:.4f} over {len(summary['tasks'])} tasks -> {args.out}"
+    )

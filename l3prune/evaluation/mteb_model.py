@@ -1,0 +1,149 @@
+"""An LLMEncoder as an mteb 2 model: instructions by task, an in-run embedding cache, a ModelMeta.
+
+mteb's evaluators encode without de-duplication: an STS task encodes both sides of every pair,
+so the Lee task (1,225 pairs over 50 documents) would embed each document 49 times. The cache
+keys embeddings by (instruction, text), so each distinct input is encoded once per task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from time import perf_counter
+
+import numpy as np
+from mteb.models.abs_encoder import AbsEncoder
+from mteb.models.model_meta import ModelMeta, ScoringFunction
+from mteb.types import PromptType
+
+from .instructions import InstructionTable
+
+Key = tuple[str, str]  # (instruction, text); "" = no instruction
+
+
+class EmbeddingCache:
+    """Embeddings computed so far, by (instruction, text); counts how many lookups it served."""
+
+    def __init__(self):
+        self._rows: dict[Key, np.ndarray] = {}
+        self.hits = 0  # inputs answered from the cache (or by an identical input in the same call)
+        self.misses = 0  # distinct inputs that had to be encoded
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def missing(self, keys: list[Key]) -> list[Key]:
+        """The distinct keys not cached yet, in first-seen order; updates the hit/miss counts."""
+        absent = list(dict.fromkeys(key for key in keys if key not in self._rows))
+        self.misses += len(absent)
+        self.hits += len(keys) - len(absent)
+        return absent
+
+    def clear(self) -> None:
+        """Forget the embeddings (the counts stay)."""
+        self._rows.clear()
+
+    def add(self, keys: list[Key], embeddings: np.ndarray) -> None:
+        self._rows.update(zip(keys, embeddings, strict=True))
+
+    def get(self, keys: list[Key]) -> np.ndarray:
+        return np.stack([self._rows[key] for key in keys])
+
+
+class MTEBEncoder(AbsEncoder):
+    """mteb's encoder protocol over an LLMEncoder.
+
+    Documents of retrieval-like tasks (mteb asks with prompt_type=document) get no instruction;
+    everything else (queries, both sides of STS/classification/clustering/pair classification)
+    gets the task's instruction from `instructions`, passed to the encoder as [instruction, text].
+    """
+
+    def __init__(self, encoder, instructions: InstructionTable, meta: ModelMeta, cache: bool = True):
+        self.model = encoder
+        self.instructions = instructions
+        self.mteb_model_meta = meta
+        self.cache = EmbeddingCache() if cache else None
+        self.texts_requested = 0
+        self.texts_encoded = 0
+        self.encode_seconds = 0.0
+
+    def counts(self) -> dict[str, float]:
+        return dict(
+            texts_requested=self.texts_requested,
+            texts_encoded=self.texts_encoded,
+            encode_seconds=self.encode_seconds,
+        )
+
+    def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
+        texts = [text for batch in inputs for text in batch["text"]]
+        instruction = (
+            ""
+            if prompt_type == PromptType.document
+            else self.instructions.instruction(task_metadata.name, task_metadata.type)
+        )
+        keys = [(instruction, text) for text in texts]
+        to_encode = self.cache.missing(keys) if self.cache is not None else keys
+        self.texts_requested += len(keys)
+        embeddings = self._encode(
+            to_encode, kwargs.get("batch_size", 32), kwargs.get("show_progress_bar", False)
+        )
+        if self.cache is None:
+            return embeddings
+        self.cache.add(to_encode, embeddings)
+        return self.cache.get(keys)
+
+    def _encode(self, keys: list[Key], batch_size: int, show_progress_bar: bool) -> np.ndarray:
+        if not keys:
+            return np.empty((0, 0), dtype=np.float32)
+        start = perf_counter()
+        embeddings = self.model.encode(
+            [[instruction, text] if instruction else text for instruction, text in keys],
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            convert_to_numpy=True,
+        )
+        self.encode_seconds += perf_counter() - start
+        self.texts_encoded += len(keys)
+        return embeddings
+
+
+def model_revision(source: str | Path, encoder) -> str:
+    """A fingerprint of the model as evaluated, used as the mteb revision so that cached results
+    of an older or differently loaded variant are never taken for this one.
+
+    It covers the base model, the encoder settings (layer count, pooling, lengths), the dtype and,
+    when `source` is a folder, each file's name, size and modification time (cheap; a retrained
+    variant rewrites its files).
+    """
+    digest = hashlib.sha256()
+    identity = dict(
+        base_model=str(encoder.base_model_name_or_path),
+        settings=encoder.settings(),
+        dtype=str(next(encoder.model.parameters()).dtype),
+    )
+    digest.update(json.dumps(identity, sort_keys=True).encode())
+    folder = Path(source)
+    if folder.is_dir():
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def model_meta(encoder, name: str, source: str | Path) -> ModelMeta:
+    """mteb's record of the model; loader_kwargs are what reloads it: LLMEncoder.from_pretrained(**loader_kwargs)."""
+    return ModelMeta.create_empty(
+        overwrites=dict(
+            name=name,
+            revision=model_revision(source, encoder),
+            loader_kwargs=dict(name_or_path=str(source), num_layers=encoder.num_layers),
+            n_parameters=encoder.num_parameters(),
+            embed_dim=encoder.model.config.hidden_size,
+            max_tokens=encoder.settings()["max_length"],
+            adapted_from=str(encoder.base_model_name_or_path),
+            similarity_fn_name=ScoringFunction.COSINE,  # the enum: a plain string is not validated here and fails later
+            use_instructions=True,
+            framework=["PyTorch"],
+        )
+    )

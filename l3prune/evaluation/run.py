@@ -1,0 +1,159 @@
+"""evaluate(): run a tasks file's MTEB and local tasks on an encoder and write mteb.json.
+
+Layout under the output folder (results/<model>/<variant>/):
+    mteb.json                          the summary, written atomically once every task has finished
+    results/<name>/<revision>/*.json   mteb's own per-task results (mteb.ResultCache)
+    runs/<revision>/<Task>.json        per task: the instructions used and the encode counts
+
+A rerun after a failure skips every task whose mteb result exists and whose instructions are
+unchanged; a task run with other instructions runs again (its old result is replaced only
+once the new one is complete).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from statistics import mean
+
+from l3prune.files import write_json
+
+from .instructions import DEFAULT_INSTRUCTIONS_FILE, InstructionTable, load_instruction_table
+from .tasks_file import EvalConfig
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_tasks(config: EvalConfig) -> list:
+    """mteb task objects for the config: its benchmark's tasks, its named tasks, its local tasks."""
+    import mteb
+
+    from .local_tasks import build_local_task
+
+    tasks = []
+    if config.benchmark:
+        try:
+            tasks += list(mteb.get_benchmark(config.benchmark).tasks)
+        except KeyError as e:
+            raise ValueError(f"unknown MTEB benchmark {config.benchmark!r}: {e.args[0]}") from None
+    for name in config.tasks:
+        try:
+            tasks.append(mteb.get_task(name))
+        except KeyError as e:
+            raise ValueError(f"unknown MTEB task {name!r}: {e.args[0]}") from None
+    tasks += [build_local_task(spec) for spec in config.local_tasks]
+    unique = {task.metadata.name: task for task in tasks}  # a named task may also be in the benchmark
+    return list(unique.values())
+
+
+def task_instructions(task, table: InstructionTable) -> dict[str, str]:
+    """The instruction of a task and, for an aggregate task (CQADupstackRetrieval), of each part."""
+    parts = [task] + list(getattr(task.metadata, "tasks", []))
+    return {part.metadata.name: table.instruction(part.metadata.name, part.metadata.type) for part in parts}
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def evaluate(
+    encoder,
+    config: EvalConfig,
+    out: str | Path,
+    *,
+    name: str,
+    source: str | Path | None = None,
+    batch_size: int | None = None,
+    instructions_file: str | Path = DEFAULT_INSTRUCTIONS_FILE,
+) -> dict:
+    """Evaluate `encoder` (an LLMEncoder) on `config`'s tasks; write and return the summary.
+
+    `name` is the mteb model name (it should carry the model and the variant); `source` is
+    where the encoder was loaded from (a variant folder, a model path or hub name), recorded
+    and fingerprinted so cached results of another model are never reused.
+    """
+    import mteb
+
+    from .mteb_model import MTEBEncoder, model_meta
+
+    out = Path(out)
+    source = source if source is not None else encoder.base_model_name_or_path
+    table = load_instruction_table(instructions_file).with_overrides(config.instruction_overrides())
+    tasks = resolve_tasks(config)
+    # resolved up front, so a missing instruction warns (or fails) before any encoding
+    instructions = {task.metadata.name: task_instructions(task, table) for task in tasks}
+    meta = model_meta(encoder, name, source)
+    model = MTEBEncoder(encoder, table, meta, cache=config.cache)
+    result_cache = mteb.ResultCache(cache_path=out.parent)
+    runs = out.parent / "runs" / meta.revision
+    encode_kwargs = {"batch_size": batch_size or config.batch_size, "show_progress_bar": False}
+
+    summaries, failures = {}, {}
+    for task in tasks:
+        task_name = task.metadata.name
+        record_path = runs / f"{task_name}.json"
+        record = _read_json(record_path)
+        unchanged = record is not None and record["instructions"] == instructions[task_name]
+        before = model.counts()
+        try:
+            result = mteb.evaluate(
+                model,
+                task,
+                cache=result_cache,
+                encode_kwargs=dict(encode_kwargs),
+                overwrite_strategy="only-missing" if unchanged else "always",
+                show_progress_bar=False,
+                co2_tracker=False,
+            ).task_results[0]
+        except Exception as e:  # the other tasks still run; the failure is reported at the end
+            logger.exception("task %s failed", task_name)
+            failures[task_name] = f"{type(e).__name__}: {e}"
+            continue
+        finally:
+            # instructions differ between tasks, so little would carry over, while keeping every
+            # corpus of a benchmark (4096-dim embeddings) would take tens of GB
+            if model.cache is not None:
+                model.cache.clear()
+        counts = {key: value - before[key] for key, value in model.counts().items()}
+        if counts["texts_requested"] == 0 and unchanged:  # mteb took the result from its cache
+            counts = {key: record[key] for key in counts}
+        else:
+            write_json(record_path, {"instructions": instructions[task_name], **counts})
+        summaries[task_name] = {
+            "type": task.metadata.type,
+            "main_metric": task.metadata.main_score,
+            "main_score": float(result.get_score()),
+            "instruction": instructions[task_name][task_name],
+            "scores": result.scores,
+            "evaluation_seconds": result.evaluation_time,
+            **counts,
+        }
+        logger.info("%s: %s = %.4f", task_name, task.metadata.main_score, result.get_score())
+
+    if failures:
+        listed = "; ".join(f"{task} ({error})" for task, error in failures.items())
+        raise RuntimeError(
+            f"{len(failures)} of {len(tasks)} tasks failed: {listed}. "
+            f"Finished tasks are kept under {out.parent}; rerun to run only the rest"
+        )
+    summary = {
+        "model": name,
+        "revision": meta.revision,
+        "source": str(source),
+        "base_model": str(encoder.base_model_name_or_path),
+        "num_layers": encoder.num_layers,
+        "num_parameters": meta.n_parameters,
+        "embedding_dim": meta.embed_dim,
+        "average": mean(task["main_score"] for task in summaries.values()),
+        "encode_seconds": sum(task["encode_seconds"] for task in summaries.values()),
+        "texts_requested": sum(task["texts_requested"] for task in summaries.values()),
+        "texts_encoded": sum(task["texts_encoded"] for task in summaries.values()),
+        "cache": config.cache,
+        "batch_size": encode_kwargs["batch_size"],
+        "mteb_version": mteb.__version__,
+        "mteb_results": str(Path("results") / meta.model_name_as_path() / meta.revision),
+        "tasks": summaries,
+    }
+    write_json(out, summary)
+    return summary

@@ -1,0 +1,148 @@
+"""The tasks file: which tasks an evaluation runs and how (YAML, checked before any model loads).
+
+    tasks: [STS12, SciFact]           # MTEB task names
+    benchmark: "MTEB(eng, v2)"        # or null
+    local_tasks:                      # tasks from local files (see local_tasks.py)
+      - {name: LeeSTS, type: STS, path: resources/demo/tasks/lee_sts.jsonl}
+    instructions: {SciFact: "..."}    # override the instruction table per task
+    batch_size: 32
+    cache: true                       # the in-run embedding cache
+
+Relative paths are taken from the current directory (where Snakemake runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+# local task type -> the file keys it reads
+LOCAL_TASK_FILES = {
+    "STS": ("path",),
+    "Retrieval": ("corpus", "queries", "qrels"),
+    "Classification": ("path",),
+    "Clustering": ("path",),
+    "PairClassification": ("path",),
+}
+_FILE_KEYS = ("path", "corpus", "queries", "qrels")
+
+_LOCAL_TASK_SCHEMA = {
+    "type": "object",
+    "required": ["name", "type"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
+        "type": {"enum": list(LOCAL_TASK_FILES)},
+        **{key: {"type": "string", "minLength": 1} for key in _FILE_KEYS},
+        "instruction": {"type": "string"},
+        "main_score": {"type": "string", "minLength": 1},
+    },
+}
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "tasks": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "benchmark": {"type": ["string", "null"]},
+        "local_tasks": {"type": "array", "items": _LOCAL_TASK_SCHEMA},
+        "instructions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "batch_size": {"type": "integer", "minimum": 1},
+        "cache": {"type": "boolean"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class LocalTaskSpec:
+    name: str
+    type: str
+    files: dict[str, Path]  # file key ("path", or "corpus"/"queries"/"qrels") -> file
+    instruction: str | None = None
+    main_score: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    tasks: list[str] = field(default_factory=list)
+    benchmark: str | None = None
+    local_tasks: list[LocalTaskSpec] = field(default_factory=list)
+    instructions: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 32
+    cache: bool = True
+
+    def instruction_overrides(self) -> dict[str, str]:
+        """The tasks file's instructions, local tasks' own ones included."""
+        local = {spec.name: spec.instruction for spec in self.local_tasks if spec.instruction is not None}
+        return {**local, **self.instructions}
+
+
+def _location(error: jsonschema.ValidationError) -> str:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    return where or "top level"
+
+
+def _schema_error(path: Path, error: jsonschema.ValidationError) -> str:
+    message = error.message
+    if error.validator == "additionalProperties":
+        message += f"; allowed keys: {', '.join(error.schema['properties'])}"
+    return f"{path}: {_location(error)}: {message}"
+
+
+def _local_task(path: Path, index: int, entry: dict) -> LocalTaskSpec:
+    where = f"{path}: local_tasks[{index}] ({entry['name']})"
+    needed = LOCAL_TASK_FILES[entry["type"]]
+    missing = [key for key in needed if key not in entry]
+    if missing:
+        raise ValueError(
+            f"{where}: type {entry['type']} needs key(s) {', '.join(missing)} (it reads {', '.join(needed)})"
+        )
+    unused = [key for key in _FILE_KEYS if key in entry and key not in needed]
+    if unused:
+        raise ValueError(
+            f"{where}: key(s) {', '.join(unused)} not used by type {entry['type']} (it reads {', '.join(needed)})"
+        )
+    files = {key: Path(entry[key]) for key in needed}
+    for key, file in files.items():
+        if not file.is_file():
+            raise FileNotFoundError(f"{where}: {key} file {file} not found")
+    return LocalTaskSpec(
+        entry["name"], entry["type"], files, entry.get("instruction"), entry.get("main_score")
+    )
+
+
+def load_tasks_file(path: str | Path) -> EvalConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tasks file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ValueError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    data = {} if data is None else data
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
+    if error is not None:
+        raise ValueError(_schema_error(path, error))
+
+    local_tasks = [_local_task(path, i, entry) for i, entry in enumerate(data.get("local_tasks", []))]
+    tasks = data.get("tasks", [])
+    names = tasks + [spec.name for spec in local_tasks]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"{path}: task name(s) {', '.join(repeated)} given more than once (local task names must differ from MTEB ones)"
+        )
+    if not names and not data.get("benchmark"):
+        raise ValueError(f"{path}: nothing to evaluate; give `tasks`, `benchmark` or `local_tasks`")
+    return EvalConfig(
+        tasks=tasks,
+        benchmark=data.get("benchmark"),
+        local_tasks=local_tasks,
+        instructions=data.get("instructions", {}),
+        batch_size=data.get("batch_size", 32),
+        cache=data.get("cache", True),
+    )
