@@ -11,7 +11,7 @@ import sys
 COMMAND_MODULES = [
     "l3prune.commands.layerwise",
     "l3prune.commands.assets",
-    "l3prune.evaluation.commands",
+    "l3prune.commands.evaluation",
     "l3prune.training.commands",
     "l3prune.report.commands",
 ]

@@ -311,7 +311,7 @@ def test_cli_evaluates_a_saved_variant(tiny_llama, tmp_path):
 
 
 def test_default_names(tiny_llama, tmp_path):
-    from l3prune.evaluation.commands import default_name
+    from l3prune.commands.evaluation import default_name
 
     encoder = LLMEncoder.from_pretrained(tiny_llama)
     assert default_name(str(tiny_llama), encoder, None) == f"l3prune/{tiny_llama.name}-full"

@@ -19,7 +19,7 @@ __all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
-    # resolved on use, so `l3prune evaluate --help` (which imports .commands) stays fast
+    # resolved on use: importing the package costs nothing until a name is used
     if name in _EXPORTS:
         from importlib import import_module
 

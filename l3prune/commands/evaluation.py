@@ -62,8 +62,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     import torch
 
     from ..encoder import LLMEncoder
-    from .run import evaluate
-    from .tasks_file import load_tasks_file
+    from ..evaluation.run import evaluate
+    from ..evaluation.tasks_file import load_tasks_file
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
