@@ -13,7 +13,7 @@ COMMAND_MODULES = [
     "l3prune.commands.assets",
     "l3prune.commands.evaluation",
     "l3prune.training.commands",
-    "l3prune.report.commands",
+    "l3prune.commands.report",
 ]
 
 

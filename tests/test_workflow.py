@@ -1,0 +1,336 @@
+"""The Snakemake workflow, dry-run: which jobs each target needs, what they run, what they ask for.
+
+Each dry run uses the repository's Snakefile and config/ in an empty working folder, so results
+already on disk never hide a job.
+"""
+
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, Quietness, ResourceSettings
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_logger_plugins.common import LogEvent
+
+from l3prune.config import load_config, variant_names
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_MODELS = {"llama3": "MetaLlama3", "mistral": "Mistral", "qwen2": "Qwen2", "phi3": "Phi3"}
+
+
+@dataclass(frozen=True)
+class Job:
+    rule: str
+    input: tuple
+    output: tuple
+    wildcards: dict
+    shellcmd: str
+    threads: int
+    resources: dict
+
+
+class JobRecorder(logging.Handler):
+    """Collects the jobs a dry run plans, from Snakemake's structured job records."""
+
+    def __init__(self):
+        super().__init__()
+        self.jobs: list[Job] = []
+
+    def emit(self, record):
+        if getattr(record, "event", None) == LogEvent.JOB_INFO:
+            self.jobs.append(
+                Job(
+                    rule=record.rule_name,
+                    input=tuple(record.input),
+                    output=tuple(record.output),
+                    wildcards=dict(record.wildcards),
+                    shellcmd=record.shellcmd or "",
+                    threads=record.threads,
+                    resources={k: v for k, v in record.resources.items() if not k.startswith("_")},
+                )
+            )
+
+
+def dry_run(workdir: Path, targets=(), config: dict | None = None) -> list[Job]:
+    """The jobs `snakemake -n TARGETS` plans in `workdir` (with `config` merged over config.yaml)."""
+    if not (workdir / "config").exists():
+        (workdir / "config").symlink_to(REPO / "config")
+    configfiles = []
+    if config is not None:
+        override = workdir / "override.yaml"
+        override.write_text(yaml.safe_dump(config))
+        configfiles.append(override)
+    recorder = JobRecorder()
+    logger = logging.getLogger("snakemake")
+    logger.addHandler(recorder)
+    try:
+        with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+            workflow = api.workflow(
+                ResourceSettings(cores=64),  # more than any job asks for, so threads are not capped
+                ConfigSettings(configfiles=configfiles),
+                snakefile=REPO / "Snakefile",
+                workdir=workdir,
+            )
+            workflow.dag(DAGSettings(targets=set(targets))).execute_workflow(executor="dryrun")
+    finally:
+        logger.removeHandler(recorder)
+    return recorder.jobs
+
+
+def by_rule(jobs: list[Job]) -> dict[str, list[Job]]:
+    grouped: dict[str, list[Job]] = {}
+    for job in jobs:
+        grouped.setdefault(job.rule, []).append(job)
+    return grouped
+
+
+def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp_path):
+    jobs = by_rule(dry_run(tmp_path, ["results/llama3/small/mteb.json"]))
+
+    assert sorted(jobs) == ["download_archive", "evaluate", "layerwise_loss", "prune_points", "train"]
+    assert all(len(group) == 1 for group in jobs.values())
+    download, loss, points, train, evaluate = (
+        jobs[rule][0] for rule in ("download_archive", "layerwise_loss", "prune_points", "train", "evaluate")
+    )
+    config = "config/training/MetaLlama3.json"
+    # each step reads what the one before wrote
+    assert download.output == ("cache/echo-data",)
+    assert loss.input == (config, "cache/echo-data")
+    assert loss.output == ("results/llama3/layerwise_loss.json",)
+    assert points.input == loss.output
+    assert points.output == ("results/llama3/prune_points.json", "results/llama3/prune_points.png")
+    assert train.input == (config, "cache/echo-data", "results/llama3/prune_points.json")
+    assert train.output == ("results/llama3/small/model",)
+    assert evaluate.input == ("results/llama3/small/model", "config/eval/mteb_eng_v2.yaml")
+    assert evaluate.output == ("results/llama3/small/mteb.json",)
+    # ... through the l3prune command line
+    assert download.shellcmd.startswith("l3prune download 'https://drive.usercontent.google.com/download?id=")
+    assert "--out cache/echo-data.tar --extract cache/echo-data --subdir echo-data" in download.shellcmd
+    assert loss.shellcmd == (
+        f"l3prune layerwise-loss {config} --out results/llama3/layerwise_loss.json"
+        " 2>&1 | tee logs/llama3/layerwise_loss.log"
+    )
+    assert points.shellcmd == (
+        "l3prune prune-points results/llama3/layerwise_loss.json --out results/llama3/prune_points.json"
+        " --plot results/llama3/prune_points.png 2>&1 | tee logs/llama3/prune_points.log"
+    )
+    assert train.shellcmd == (
+        f"l3prune train {config} --variant small --prune-points results/llama3/prune_points.json"
+        " --output-dir results/llama3/small/model 2>&1 | tee logs/llama3/small/train.log"
+    )
+    assert evaluate.shellcmd == (
+        "l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v2.yaml"
+        " --out results/llama3/small/mteb.json --name l3prune/llama3-small 2>&1 | tee logs/llama3/small/evaluate.log"
+    )
+    # the GPU steps ask for what config.yaml gives; light steps take the defaults
+    paper = yaml.safe_load((REPO / "config/config.yaml").read_text())["models"]["llama3"]["resources"]
+    for job, step in ((loss, "layerwise_loss"), (train, "train"), (evaluate, "evaluate")):
+        wanted = paper[step]
+        assert job.threads == wanted["threads"]
+        assert {k: job.resources[k] for k in ("gpu", "mem_mb", "runtime")} == {
+            k: wanted[k] for k in ("gpu", "mem_mb", "runtime")
+        }
+    assert points.threads == 1 and "gpu" not in points.resources
+
+
+def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
+    jobs = dry_run(tmp_path, ["results/llama3/full/mteb.json", "results/demo/p25/mteb.json"])
+
+    assert sorted(job.rule for job in jobs) == [
+        "demo_assets",
+        "download_archive",
+        "evaluate",
+        "evaluate",
+        "train",
+        "train",
+    ]
+    trains = {job.wildcards["variant"]: job for job in jobs if job.rule == "train"}
+    assert "--prune-points" not in trains["full"].shellcmd
+    assert trains["p25"].shellcmd == (
+        "l3prune train config/training/demo.json --variant p25 --output-dir results/demo/p25/model"
+        " 2>&1 | tee logs/demo/p25/train.log"
+    )
+    assert trains["p25"].input == (
+        "config/training/demo.json",
+        "resources/demo/train.jsonl",
+        "resources/demo/model",
+    )
+
+
+def test_default_target_is_the_offline_demo(tmp_path):
+    jobs = by_rule(dry_run(tmp_path))
+    demo_variants = variant_names(load_config(REPO / "config/training/demo.json"))
+
+    assert {"full", "small", "large"} <= set(demo_variants)
+    assert {rule: len(group) for rule, group in jobs.items()} == {
+        "all": 1,
+        "report": 1,
+        "evaluate": len(demo_variants),
+        "train": len(demo_variants),
+        "prune_points": 1,
+        "layerwise_loss": 1,
+        "demo_assets": 1,
+    }
+    assert jobs["all"][0].input == ("results/demo/summary.csv",)
+    report = jobs["report"][0]
+    assert report.input == tuple(f"results/demo/{variant}/mteb.json" for variant in demo_variants)
+    assert report.output == ("results/demo/summary.csv", "results/demo/score_vs_parameters.png")
+    assert report.shellcmd == (
+        f"l3prune report results/demo --out-dir results/demo --variants {' '.join(demo_variants)}"
+        " 2>&1 | tee logs/demo/report.log"
+    )
+    tasks = tuple(
+        f"resources/demo/tasks/{name}.jsonl" for name in ("lee_sts", "bbc_classification", "bbc_clustering")
+    )
+    assert jobs["demo_assets"][0].output == (
+        "resources/demo/model",
+        "resources/demo/train.jsonl",
+        *tasks,
+        "resources/demo/MANIFEST.json",
+    )
+    for evaluate in jobs["evaluate"]:  # evaluation waits for the local task files the tasks file names
+        assert evaluate.input[1:] == ("config/eval/demo.yaml", *tasks)
+    for job in jobs["train"] + jobs["layerwise_loss"] + jobs["evaluate"]:
+        assert job.threads == 2 and job.resources["gpu"] == 0  # the demo runs on 2 CPU cores
+
+
+def test_paper_models_share_one_download_of_the_e5_data(tmp_path):
+    jobs = by_rule(dry_run(tmp_path, config={"run": list(PAPER_MODELS)}))
+
+    assert [job.output for job in jobs["download_archive"]] == [("cache/echo-data",)]
+    assert sorted(job.wildcards["model"] for job in jobs["report"]) == sorted(PAPER_MODELS)
+    for model, config_name in PAPER_MODELS.items():
+        variants = variant_names(load_config(REPO / f"config/training/{config_name}.json"))
+        assert {"full", "small", "large"} <= set(variants)
+        trained = sorted(job.wildcards["variant"] for job in jobs["train"] if job.wildcards["model"] == model)
+        assert trained == sorted(variants)
+    assert "demo_assets" not in jobs
+
+
+def test_a_local_model_is_an_input_and_a_hub_name_is_not(tmp_path):
+    model = tmp_path / "my-model"
+    model.mkdir()
+    for name, model_path in (("local.json", str(model)), ("hub.json", "org/not-a-local-folder")):
+        (tmp_path / name).write_text(
+            f'{{"model_name_or_path": "{model_path}", "dataset_name": "jsonl", "dataset_file_path": "pairs.jsonl"}}'
+        )
+    (tmp_path / "pairs.jsonl").write_text("")
+    models = {
+        name: {"training_config": f"{name}.json", "tasks": "config/eval/demo.yaml"}
+        for name in ("local", "hub")
+    }
+
+    jobs = dry_run(
+        tmp_path, ["results/local/full/model", "results/hub/full/model"], config={"models": models}
+    )
+
+    inputs = {job.wildcards["model"]: job.input for job in jobs}
+    assert inputs == {"local": ("local.json", "pairs.jsonl", str(model)), "hub": ("hub.json", "pairs.jsonl")}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"modles": {}}, "'modles' is not one of ['run', 'models', 'downloads', 'demo_assets']"),
+        (
+            {"models": {"demo": {"resources": {"train": {"threads": "two"}}}}},
+            "'two' is not of type 'integer'\n\nFailed validating 'type' in schema",
+        ),
+        (
+            {"models": {"demo": {"resources": {"train": {"gpus": 1}}}}},
+            "'gpus' is not one of ['gpu', 'threads', 'mem_mb', 'runtime']",
+        ),
+        ({"models": {"demo": {"resources": {"train": {"gpu": -1}}}}}, "-1 is less than the minimum of 0"),
+        ({"models": {"mine": {"tasks": "t.yaml"}}}, "'training_config' is a required property"),
+        ({"models": {"a/b": {"training_config": "c.json", "tasks": "t.yaml"}}}, "'a/b' does not match"),
+        (
+            {"downloads": {"cache/x": {"url": "ftp://x", "sha256": None}}},
+            "'ftp://x' does not match '^https?://'",
+        ),
+        (
+            {"downloads": {"cache/x": {"url": "https://x", "sha256": None, "archive_folder": "x"}}},
+            "'archive' is a dependency of 'archive_folder'",
+        ),
+    ],  # fmt: skip
+)
+def test_config_errors_name_the_key_and_what_is_allowed(tmp_path, override, message):
+    with pytest.raises(WorkflowError) as error:
+        dry_run(tmp_path, config=override)
+    assert str(error.value).startswith("Error validating config file.")
+    assert message in str(error.value)
+
+
+def test_config_error_shows_where_in_the_config(tmp_path):
+    with pytest.raises(
+        WorkflowError, match=r"On instance\['models'\]\['demo'\]\['resources'\]\['train'\]\['threads'\]"
+    ):
+        dry_run(tmp_path, config={"models": {"demo": {"resources": {"train": {"threads": "two"}}}}})
+
+
+def test_run_must_name_defined_models(tmp_path):
+    with pytest.raises(ValueError) as error:
+        dry_run(tmp_path, config={"run": ["demo", "lama3"]})
+    assert (
+        "config key 'run': lama3 not defined under 'models' (defined: demo, llama3, mistral, qwen2, phi3)"
+        in str(error.value)
+    )
+
+
+def test_a_bad_training_config_fails_before_any_job(tmp_path):
+    (tmp_path / "bad.json").write_text(
+        '{"model_name_or_path": "m", "dataset_file_path": "d", "autoprune": "medium"}'
+    )
+    models = {"bad": {"training_config": "bad.json", "tasks": "config/eval/demo.yaml"}}
+    with pytest.raises(WorkflowError) as error:
+        dry_run(tmp_path, config={"models": models, "run": ["bad"]})
+    assert (
+        "bad.json: key 'autoprune': 'medium' is not one of ['small', 'large', 'small+large', 'all', None]"
+        in str(error.value)
+    )
+
+
+def test_lint_finds_nothing_but_the_missing_conda_environments(tmp_path, capsys):
+    # The rules run the `l3prune` of the environment Snakemake runs in (the project's venv, set up
+    # with torch pinned first: DEVELOPERS.md); there is no conda environment or container to name.
+    (tmp_path / "config").symlink_to(REPO / "config")
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        api.workflow(ResourceSettings(cores=1), snakefile=REPO / "Snakefile", workdir=tmp_path).lint(
+            json=True
+        )
+    lints = json.loads(capsys.readouterr().out)
+
+    assert lints["snakefiles"] == []
+    assert {rule["for"]["rule"] for rule in lints["rules"]} == {
+        "demo_assets", "download_file", "download_archive", "layerwise_loss", "prune_points", "train", "evaluate", "report",
+    }  # fmt: skip
+    assert {lint["title"] for rule in lints["rules"] for lint in rule["lints"]} == {
+        "Specify a conda environment or container for each rule."
+    }
+
+
+def test_snakefmt_leaves_the_workflow_unchanged():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_slurm_profile_is_found_from_the_repository_root():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--quiet", "rules", "--", "results/llama3/full/mteb.json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Using profile slurm for setting default command line arguments." in result.stdout + result.stderr
+    profile = yaml.safe_load((REPO / "slurm/config.yaml").read_text())
+    assert (profile["executor"], profile["slurm-status-command"]) == ("slurm", "squeue")
+    assert profile["jobs"] >= 1  # a cluster executor needs it

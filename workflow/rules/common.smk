@@ -1,0 +1,133 @@
+"""What each model's configs ask for, and which files feed each step (used by every rule file)."""
+
+import functools
+import re
+from pathlib import Path
+
+import yaml
+
+from l3prune.config import load_config, variant_names
+from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES
+
+MODELS = config["models"]
+DOWNLOADS = config["downloads"]
+DEMO = config["demo_assets"]
+DEMO_TASKS = ("lee_sts", "bbc_classification", "bbc_clustering")
+# the variants whose layer count comes from prune_points.json
+L3PRUNE_VARIANTS = ("small", "large")
+
+_not_models = [name for name in config["run"] if name not in MODELS]
+if _not_models:
+    raise ValueError(
+        f"config key 'run': {', '.join(_not_models)} not defined under 'models' "
+        f"(defined: {', '.join(MODELS)})"
+    )
+
+
+def one_of(names):
+    """A wildcard regex matching exactly these names (and nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+wildcard_constraints:
+    model=one_of(MODELS),
+    variant=r"full|small|large|p\d+(?:\.\d+)?|l\d+",
+
+
+@functools.cache
+def training_config(model):
+    """The model's training config, parsed and checked once per run (errors name file and key)."""
+    return load_config(MODELS[model]["training_config"])
+
+
+def variants(model):
+    """The variants built for a model by default: `full`, then what its training config asks for."""
+    return variant_names(training_config(model))
+
+
+def produced_by_workflow(path):
+    """Whether the workflow makes this path: a configured download or the demo model."""
+    return path in DOWNLOADS or path == f"{DEMO}/model"
+
+
+def model_inputs(wildcards):
+    """The files a base-model step reads: its training config, training data and a local model.
+
+    A model_name_or_path that is neither an existing path nor made by a rule is a model hub name,
+    which transformers resolves when the job runs.
+    """
+    cfg = training_config(wildcards.model)
+    inputs = {
+        "config": MODELS[wildcards.model]["training_config"],
+        "data": cfg.dataset_file_path,
+    }
+    if Path(cfg.model_name_or_path).exists() or produced_by_workflow(
+        cfg.model_name_or_path
+    ):
+        inputs["model"] = cfg.model_name_or_path
+    return inputs
+
+
+def train_inputs(wildcards):
+    inputs = model_inputs(wildcards)
+    if wildcards.variant in L3PRUNE_VARIANTS:
+        inputs["prune_points"] = f"results/{wildcards.model}/prune_points.json"
+    return inputs
+
+
+def prune_points_option(wildcards, input):
+    """The train command's prune points option (empty for variants that need none)."""
+    if "prune_points" not in input.keys():
+        return ""
+    return f" --prune-points {input.prune_points}"
+
+
+def local_task_files(wildcards):
+    """The local files a tasks file's local_tasks read, so that evaluate waits for them.
+
+    The file is read leniently here: `l3prune evaluate` checks it and reports any error.
+    """
+    tasks = Path(MODELS[wildcards.model]["tasks"])
+    if not tasks.is_file():
+        return []  # Snakemake reports the tasks file itself as a missing input
+    entries = (yaml.safe_load(tasks.read_text()) or {}).get("local_tasks") or []
+    return [
+        entry[key]
+        for entry in entries
+        for key in LOCAL_TASK_FILES.get(entry.get("type"), ())
+        if key in entry
+    ]
+
+
+def variant_results(wildcards):
+    return expand(
+        "results/{model}/{variant}/mteb.json",
+        model=wildcards.model,
+        variant=variants(wildcards.model),
+    )
+
+
+def job_resource(step, key):
+    """A model's `resources.<step>.<key>` from config.yaml, for the threads and resources of a job."""
+
+    def get(wildcards):
+        return MODELS[wildcards.model]["resources"][step][key]
+
+    return get
+
+
+def downloads(archive):
+    """The configured download paths that are archives (archive=True) or plain files."""
+    return [path for path, spec in DOWNLOADS.items() if ("archive" in spec) == archive]
+
+
+def sha256_option(path):
+    """The download command's sha256 option (empty while the digest is not pinned)."""
+    sha256 = DOWNLOADS[path]["sha256"]
+    return f" --sha256 {sha256}" if sha256 else ""
+
+
+def subdir_option(path):
+    """The download command's option naming the archive folder to keep (empty: all of it)."""
+    folder = DOWNLOADS[path].get("archive_folder")
+    return f" --subdir {folder}" if folder else ""

@@ -1,0 +1,43 @@
+rule demo_assets:
+    output:
+        model=directory(f"{DEMO}/model"),
+        train=f"{DEMO}/train.jsonl",
+        tasks=expand("{demo}/tasks/{task}.jsonl", demo=DEMO, task=DEMO_TASKS),
+        manifest=f"{DEMO}/MANIFEST.json",
+    log:
+        "logs/demo_assets.log",
+    params:
+        out=lambda wildcards, output: Path(output.manifest).parent,
+    shell:
+        "l3prune demo-assets --out {params.out} 2>&1 | tee {log}"
+
+
+rule download_file:
+    output:
+        "{path}",
+    log:
+        "logs/download/{path}.log",
+    wildcard_constraints:
+        path=one_of(downloads(archive=False)),
+    params:
+        url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
+        sha256=lambda wildcards: sha256_option(wildcards.path),
+    shell:
+        "l3prune download '{params.url}'{params.sha256} --out {output} 2>&1 | tee {log}"
+
+
+rule download_archive:
+    output:
+        directory("{path}"),
+    log:
+        "logs/download/{path}.log",
+    wildcard_constraints:
+        path=one_of(downloads(archive=True)),
+    params:
+        url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
+        sha256=lambda wildcards: sha256_option(wildcards.path),
+        archive=lambda wildcards: DOWNLOADS[wildcards.path]["archive"],
+        subdir=lambda wildcards: subdir_option(wildcards.path),
+    shell:
+        "l3prune download '{params.url}'{params.sha256} --out {params.archive}"
+        " --extract {output}{params.subdir} 2>&1 | tee {log}"

@@ -1,0 +1,17 @@
+rule evaluate:
+    input:
+        model="results/{model}/{variant}/model",
+        tasks=lambda wildcards: MODELS[wildcards.model]["tasks"],
+        task_files=local_task_files,
+    output:
+        "results/{model}/{variant}/mteb.json",
+    log:
+        "logs/{model}/{variant}/evaluate.log",
+    threads: job_resource("evaluate", "threads")
+    resources:
+        gpu=job_resource("evaluate", "gpu"),
+        mem_mb=job_resource("evaluate", "mem_mb"),
+        runtime=job_resource("evaluate", "runtime"),
+    shell:
+        "l3prune evaluate {input.model} --tasks {input.tasks} --out {output}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant} 2>&1 | tee {log}"

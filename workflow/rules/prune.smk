@@ -1,0 +1,32 @@
+rule layerwise_loss:
+    input:
+        unpack(model_inputs),
+    output:
+        "results/{model}/layerwise_loss.json",
+    log:
+        "logs/{model}/layerwise_loss.log",
+    threads: job_resource("layerwise_loss", "threads")
+    resources:
+        gpu=job_resource("layerwise_loss", "gpu"),
+        mem_mb=job_resource("layerwise_loss", "mem_mb"),
+        runtime=job_resource("layerwise_loss", "runtime"),
+    shell:
+        "l3prune layerwise-loss {input.config} --out {output} 2>&1 | tee {log}"
+
+
+rule prune_points:
+    input:
+        "results/{model}/layerwise_loss.json",
+    output:
+        points="results/{model}/prune_points.json",
+        plot=report(
+            "results/{model}/prune_points.png",
+            caption="../report/prune_points.rst",
+            category="{model}",
+            labels={"model": "{model}", "figure": "layerwise loss"},
+        ),
+    log:
+        "logs/{model}/prune_points.log",
+    shell:
+        "l3prune prune-points {input} --out {output.points} --plot {output.plot}"
+        " 2>&1 | tee {log}"

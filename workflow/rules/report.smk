@@ -1,0 +1,23 @@
+rule report:
+    input:
+        variant_results,
+    output:
+        summary=report(
+            "results/{model}/summary.csv",
+            caption="../report/summary.rst",
+            category="{model}",
+            labels={"model": "{model}", "figure": "summary table"},
+        ),
+        plot=report(
+            "results/{model}/score_vs_parameters.png",
+            caption="../report/score_vs_parameters.rst",
+            category="{model}",
+            labels={"model": "{model}", "figure": "score against parameters"},
+        ),
+    log:
+        "logs/{model}/report.log",
+    params:
+        variants=lambda wildcards: " ".join(variants(wildcards.model)),
+    shell:
+        "l3prune report results/{wildcards.model} --out-dir results/{wildcards.model}"
+        " --variants {params.variants} 2>&1 | tee {log}"

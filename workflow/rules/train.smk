@@ -1,0 +1,19 @@
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        # appears whole when training is done; checkpoints live in model.partial/ beside it, so a
+        # failed or interrupted job leaves them for the rerun to resume from
+        directory("results/{model}/{variant}/model"),
+    log:
+        "logs/{model}/{variant}/train.log",
+    threads: job_resource("train", "threads")
+    resources:
+        gpu=job_resource("train", "gpu"),
+        mem_mb=job_resource("train", "mem_mb"),
+        runtime=job_resource("train", "runtime"),
+    params:
+        prune_points=prune_points_option,
+    shell:
+        "l3prune train {input.config} --variant {wildcards.variant}{params.prune_points}"
+        " --output-dir {output} 2>&1 | tee {log}"
