@@ -1,0 +1,66 @@
+"""`l3prune train` and `l3prune export`. Light to import: the work imports torch."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="contrastive LoRA training of a config's variants (the full and the pruned models)",
+        description="Train every variant of a training config (full, pNN, lNN, small, large), or one with --variant. "
+        "A finished variant is skipped; an interrupted one resumes from its last checkpoint. "
+        "Several GPUs: torchrun --nproc_per_node N $(which l3prune) train CONFIG.json",
+    )
+    p.add_argument("config", help="training config JSON (the seed's keys plus any TrainingArguments field)")
+    p.add_argument(
+        "--variant", help="train only this variant (full, small, large, or a pNN / lNN the config lists)"
+    )
+    p.add_argument(
+        "--prune-points",
+        help="points.json from `l3prune prune-points` (small, large, num_layers); "
+        "without it, an autoprune config runs L3Prune first",
+    )
+    p.add_argument(
+        "--output-dir",
+        help="with --variant: that variant's folder; without: the folder for all variants (instead of output_dir)",
+    )
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser(
+        "export",
+        help="export a trained variant as a merged HF model or a sentence-transformers folder",
+        description="Fold the variant's adapter into its weights and write a folder that loads without l3prune.",
+    )
+    formats = p.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    for name, what in (
+        ("merged", "a model folder that transformers' AutoModel loads"),
+        (
+            "sentence-transformers",
+            "a SentenceTransformer folder whose encode matches the variant on plain texts",
+        ),
+    ):
+        q = formats.add_parser(name, help=what, description=f"Write {what}.")
+        q.add_argument("variant_dir", help="a trained variant folder (from `l3prune train`)")
+        q.add_argument("out", help="output folder (must not exist yet)")
+        q.set_defaults(func=run_export)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from ..config import load_config, load_prune_points
+    from .run import train
+
+    config = load_config(args.config)
+    points = load_prune_points(args.prune_points) if args.prune_points else None
+    for name, folder in train(
+        config, variant=args.variant, prune_points=points, output_dir=args.output_dir
+    ).items():
+        print(f"{name}\t{folder}")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from .export import export_merged, export_sentence_transformers
+
+    export = export_merged if args.format == "merged" else export_sentence_transformers
+    print(export(args.variant_dir, args.out))

@@ -1,0 +1,242 @@
+"""Training a config: each variant into its own folder, resumable, appearing only when complete.
+
+    <output_dir>/<variant>.partial/       while training (a re-run resumes here)
+        checkpoints/checkpoint-N/        atomic Trainer checkpoints (each a loadable encoder)
+        training_log.csv
+    <output_dir>/<variant>/              the same folder renamed once training is done, holding also
+        adapter (or weights), tokenizer, l3prune_encoder.json   -> LLMEncoder.from_pretrained(<variant>)
+        model_info.json                  layers and parameters before and after pruning
+
+A variant whose final folder exists is skipped.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..config import TrainConfig, check_prune_points, check_variant_name, variant_names, variant_value
+from ..dataset.utils import load_dataset
+from ..encoder import LLMEncoder
+from ..files import write_json
+from ..loss.utils import load_loss
+from .arguments import resolve_precision, training_arguments
+from .callbacks import StopAfterSteps, TrainingLogCSV
+from .lora import add_lora
+
+logger = logging.getLogger(__name__)
+
+FINAL_FILES = ("l3prune_encoder.json", "model_info.json", "training_log.csv")
+
+
+def is_complete(folder: str | os.PathLike) -> bool:
+    return all((Path(folder) / name).is_file() for name in FINAL_FILES)
+
+
+def partial_folder(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".partial")
+
+
+def train(
+    config: TrainConfig,
+    variant: str | None = None,
+    prune_points: Mapping | None = None,
+    output_dir: str | os.PathLike | None = None,
+) -> dict[str, Path]:
+    """Train `variant` of `config`, or every variant of it; returns {variant: final folder}.
+
+    With `variant`, `output_dir` is that variant's folder; without, it replaces the config's
+    output_dir as the folder that holds one subfolder per variant. L3Prune runs first when
+    `small`/`large` are to be trained and no `prune_points` are given.
+    """
+    names = [check_variant_name(config, variant)] if variant is not None else variant_names(config)
+    if variant is not None and output_dir is not None:
+        folders = {variant: Path(output_dir)}
+    else:
+        root = output_dir if output_dir is not None else config.output_dir
+        if root is None:
+            raise ValueError(f"{config.source}: no output folder: set key 'output_dir' or pass --output-dir")
+        folders = {name: Path(root) / name for name in names}
+    for folder in folders.values():
+        if folder.exists() and any(folder.iterdir()) and not is_complete(folder):
+            raise ValueError(
+                f"{folder} exists but is not a finished variant (no {', '.join(FINAL_FILES)}); move it away or remove it"
+            )
+    todo = [name for name in names if not is_complete(folders[name])]
+    for name in names:
+        if name not in todo:
+            logger.info("variant %s: already trained in %s, skipped", name, folders[name])
+    if prune_points is None and any(name in ("small", "large") for name in todo):
+        prune_points = find_prune_points(config)
+    for name in todo:
+        train_variant(config, name, variant_value(config, name, prune_points), folders[name], prune_points)
+    return folders
+
+
+def train_variant(
+    config: TrainConfig,
+    name: str,
+    prune: float | int | None,
+    folder: str | os.PathLike,
+    prune_points: Mapping | None = None,
+) -> Path:
+    """Train one variant (`prune`: None, a fraction to drop or a layer count to keep) into `folder`,
+    resuming from the last checkpoint of an earlier, interrupted run."""
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .trainer import ContrastiveTrainer, load_checkpoint_weights
+
+    folder = Path(folder)
+    work = partial_folder(folder)
+    dtype, bf16, fp16 = resolve_precision(config)
+    args = training_arguments(config, work / "checkpoints", bf16, fp16)
+    layers_before, params_before = full_model_size(config.model_name_or_path)
+    if prune_points is not None and prune_points["num_layers"] != layers_before:
+        raise ValueError(
+            f"the prune points were computed for a {prune_points['num_layers']}-layer model, "
+            f"but {config.model_name_or_path} has {layers_before} layers"
+        )
+    set_seed(args.seed)  # the adapter's initial weights
+    encoder = LLMEncoder.from_pretrained(
+        config.model_name_or_path, prune=prune, device_map=args.device, **encoder_kwargs(config, dtype)
+    )
+    params_after = encoder.num_parameters()
+    logger.info(
+        "variant %s: %d of %d layers, %s parameters",
+        name,
+        encoder.num_layers,
+        layers_before,
+        f"{params_after:,}",
+    )
+    encoder.model.config.use_cache = (
+        False  # a KV cache would keep every layer's keys and values alive in training
+    )
+    trainable = (
+        add_lora(encoder, config.lora_r, config.lora_scaling_alpha, config.lora_dropout)
+        if config.use_adapter
+        else params_after
+    )
+    dataset = load_dataset(
+        config.dataset_name,
+        file_path=config.dataset_file_path,
+        effective_batch_size=args.train_batch_size * args.world_size,  # one global batch = one block
+        seed=args.seed,
+    )
+    callbacks = [TrainingLogCSV(work / "training_log.csv")]
+    if config.stop_after_n_steps is not None:
+        callbacks.append(StopAfterSteps(config.stop_after_n_steps))
+    trainer = ContrastiveTrainer(
+        encoder, load_loss(config.loss_class, scale=config.loss_scale), args, dataset, callbacks
+    )
+    last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    last_step = int(last.rsplit("-", 1)[1]) if last else 0
+    if last and config.stop_after_n_steps is not None and last_step >= config.stop_after_n_steps:
+        logger.info("variant %s: %s reached the step limit; finishing from it", name, last)
+        load_checkpoint_weights(encoder.model, last)
+        steps = last_step
+    else:
+        if last:
+            logger.info("variant %s: resuming from %s", name, last)
+        trainer.train(resume_from_checkpoint=last)
+        steps = trainer.state.global_step
+    if args.should_save:
+        info = dict(
+            variant=name,
+            base_model=config.model_name_or_path,
+            prune=prune,
+            layers_before=layers_before,
+            layers_after=encoder.num_layers,
+            params_before=params_before,
+            params_after=params_after,
+            trainable_params=trainable,
+            steps=steps,
+            prune_points=None if prune_points is None else dict(prune_points),
+        )
+        _finish(encoder, work, folder, info)
+    trainer.accelerator.wait_for_everyone()
+    return folder
+
+
+def _finish(encoder: LLMEncoder, work: Path, folder: Path, info: dict) -> None:
+    """Write the encoder and model_info.json into the work folder, then rename it to its final name."""
+    staged = work / ".encoder"
+    shutil.rmtree(staged, ignore_errors=True)
+    encoder.save(staged)
+    for item in staged.iterdir():
+        os.replace(item, work / item.name)
+    staged.rmdir()
+    write_json(work / "model_info.json", info)
+    os.replace(work, folder)  # onto nothing, or an empty folder made beforehand
+    logger.info("variant %s: trained model in %s", info["variant"], folder)
+
+
+def encoder_kwargs(config: TrainConfig, dtype: str | None) -> dict:
+    """The config's encoder keywords with the weights dtype this device has (see resolve_precision)."""
+    kwargs = config.encoder_kwargs()
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return kwargs
+
+
+def full_model_size(name_or_path: str) -> tuple[int, int]:
+    """(layers, parameters) of the unpruned base model, counted without loading its weights."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    with init_empty_weights():
+        model = AutoModel.from_config(config)
+    return config.num_hidden_layers, sum(p.numel() for p in model.parameters())
+
+
+def find_prune_points(config: TrainConfig) -> dict:
+    """Run L3Prune on the base model: {"small": n, "large": n, "num_layers": N}.
+
+    Under torchrun every process computes it before the process group exists (the loss would
+    otherwise gather across processes), then all take process 0's result.
+    """
+    import torch.distributed as dist
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    from ..layerwise import l3prune
+
+    if dist.is_available() and dist.is_initialized():
+        raise ValueError(
+            "cannot run L3Prune inside a started multi-process job; compute the prune points first "
+            "(l3prune layerwise-loss, then l3prune prune-points) and pass --prune-points"
+        )
+    dtype, _, _ = resolve_precision(config)
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    encoder = LLMEncoder.from_pretrained(
+        config.model_name_or_path, device_map=device, **encoder_kwargs(config, dtype)
+    )
+    dataset = load_dataset(
+        config.dataset_name,
+        file_path=config.dataset_file_path,
+        effective_batch_size=config.l3prune_batch_size,
+        seed=config.seed,
+    )
+    loss_fn = load_loss(config.loss_class, scale=config.loss_scale)
+    points = l3prune(
+        encoder,
+        dataset,
+        loss_fn,
+        batch_size=config.l3prune_batch_size,
+        num_batches=config.l3prune_num_batches,
+    )
+    found = [{"small": points.small, "large": points.large, "num_layers": points.num_layers}]
+    del encoder
+    gc.collect()
+    torch.cuda.empty_cache()
+    if PartialState().num_processes > 1:
+        broadcast_object_list(found, from_process=0)
+    logger.info("L3Prune: small = %d, large = %d of %d layers", *found[0].values())
+    return dict(check_prune_points(found[0]))

@@ -1,0 +1,149 @@
+"""The HF Trainer taught contrastive training of an LLMEncoder, with checkpoints written atomically.
+
+Each checkpoint is a loadable encoder (`LLMEncoder.from_pretrained(checkpoint)`: the adapter, or
+the weights, plus l3prune_encoder.json) next to the Trainer's optimizer, scheduler and RNG
+states. It is written into `<output_dir>/.incomplete/` and moved to `<output_dir>/checkpoint-N`
+only once every process has finished writing, so a run killed mid-save never leaves a
+`checkpoint-N` behind for the next run to resume from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
+
+from .collator import ContrastiveCollator
+
+STAGING_DIR = ".incomplete"
+
+
+class ContrastiveModel(torch.nn.Module):
+    """The encoder applied to each text column of a batch in ONE forward call: DDP allows one
+    forward per backward, and the loss needs the query, positive and negative embeddings together."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, query: dict, positive: dict, negative: dict | None = None) -> tuple[torch.Tensor, ...]:
+        columns = (query, positive) if negative is None else (query, positive, negative)
+        return tuple(self.encoder(features) for features in columns)
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs=None, every_n_layers=1, offload=False
+    ):
+        # called by the Trainer when TrainingArguments.activation_checkpointing (the seed's gradient_checkpointing) is set
+        self.encoder.model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+            every_n_layers=every_n_layers,
+            offload=offload,
+        )
+
+
+def load_checkpoint_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Put a checkpoint's trained weights (a peft adapter, or a whole model's safetensors) into `model`."""
+    checkpoint = Path(checkpoint)
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        result = set_peft_model_state_dict(model, load_peft_weights(str(checkpoint)))
+        if result.unexpected_keys:
+            raise ValueError(
+                f"checkpoint {checkpoint} holds adapter weights this model lacks, e.g. {result.unexpected_keys[0]}"
+            )
+        return
+    from safetensors.torch import load_file
+
+    state = {}
+    for part in sorted(checkpoint.glob("*.safetensors")):
+        state.update(load_file(part))
+    if not state:
+        raise FileNotFoundError(f"checkpoint {checkpoint} holds no *.safetensors weights")
+    model.load_state_dict(state)
+
+
+class ContrastiveTrainer(Trainer):
+    """Trains `encoder` (LoRA or all weights) with a contrastive `loss_fn` over (query, positive[,
+    negative]) batches read in dataset order, so each global batch is one block of one sub-dataset."""
+
+    loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
+
+    def __init__(self, encoder, loss_fn, args, train_dataset, callbacks=None):
+        if args.train_sampling_strategy != "sequential":
+            raise ValueError(
+                f"train_sampling_strategy={args.train_sampling_strategy!r}: contrastive training reads the data in "
+                "order ('sequential'), so that each global batch comes from one sub-dataset"
+            )
+        super().__init__(
+            model=ContrastiveModel(encoder),
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=ContrastiveCollator(encoder.tokenize),
+            callbacks=callbacks,
+        )
+        self.encoder = encoder
+        self.loss_fn = loss_fn
+        self._last_log: tuple[float, int] | None = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        embeddings = model(**inputs)
+        loss = self.loss_fn(*embeddings)
+        if not torch.isfinite(loss):
+            last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            raise ValueError(
+                f"training loss is {loss.item()} at step {self.state.global_step + 1}; stopped before applying it. "
+                f"Last good checkpoint: {last or 'none yet'}. Lower learning_rate, or train in bfloat16/float32 rather than float16"
+            )
+        return (loss, embeddings) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training step's log (not the end-of-training summary): add step and throughput
+            now = time.time()
+            since, since_step = self._last_log or (start_time or now, self._initial_global_step)
+            global_batch = (
+                self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+            )
+            samples = (self.state.global_step - since_step) * global_batch
+            logs["samples_per_second"] = round(samples / max(now - since, 1e-9), 3)
+            logs["step"] = self.state.global_step
+            self._last_log = (now, self.state.global_step)
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        if self.args.should_save:
+            self.encoder.save(output_dir or self.args.output_dir)
+        # the other processes write their RNG states into this folder next: not before it exists in full
+        self.accelerator.wait_for_everyone()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        load_checkpoint_weights(self.encoder.model, resume_from_checkpoint)
+
+    def _get_output_dir(self, trial) -> str:
+        # the Trainer writes every checkpoint here; _save_checkpoint moves it out once complete
+        return os.path.join(super()._get_output_dir(trial), STAGING_DIR)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        staging = self._get_output_dir(trial)
+        if self.args.should_save:
+            shutil.rmtree(staging, ignore_errors=True)  # what a killed run left half-written
+        self.accelerator.wait_for_everyone()
+        super()._save_checkpoint(model, trial)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            target = os.path.join(self.args.output_dir, name)
+            if os.path.isdir(
+                target
+            ):  # only after a change of save_steps: a stale checkpoint of the same step
+                shutil.rmtree(target)
+            os.replace(os.path.join(staging, name), target)
+            os.rmdir(staging)
+            rotate_checkpoints(self.args.output_dir, self.args.save_total_limit)

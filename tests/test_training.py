@@ -1,0 +1,395 @@
+"""Contrastive LoRA training on tiny models: learning, schedule, outputs, resume, NaN guard, CLI."""
+
+import csv
+import itertools
+import json
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_models import FAMILIES
+
+from l3prune import LLMEncoder
+from l3prune.config import load_config, parse_config
+from l3prune.training import run as run_module
+from l3prune.training.arguments import resolve_precision, training_arguments
+from l3prune.training.collator import ContrastiveCollator
+from l3prune.training.lora import add_lora
+from l3prune.training.run import train
+from l3prune.training.trainer import ContrastiveModel, ContrastiveTrainer
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron".split()
+NUM_SAMPLES = 32
+
+
+class Killed(Exception):
+    """Stands in for the process being killed."""
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """A learnable task: the query names two words, the positive repeats them, the negative names others."""
+    path = tmp_path_factory.mktemp("data") / "pairs.jsonl"
+    topics = list(itertools.combinations(WORDS, 2))[:NUM_SAMPLES]
+    with path.open("w") as f:
+        for i, topic in enumerate(topics):
+            other = topics[(i + 7) % NUM_SAMPLES]
+            sample = {
+                "query": f"{' '.join(topic)}?",
+                "positive": f"the {' '.join(topic)} answer",
+                "negative": f"the {' '.join(other)} answer",
+            }
+            f.write(json.dumps(sample) + "\n")
+    return path
+
+
+def make_config(model, data, out, **overrides):
+    keys = dict(
+        model_name_or_path=str(model),
+        dataset_name="jsonl",
+        dataset_file_path=str(data),
+        max_seq_length=32,
+        per_device_train_batch_size=4,
+        learning_rate=2e-3,
+        lora_r=4,
+        lora_dropout=0.1,
+        loss_scale=20.0,
+        num_train_epochs=2,
+        warmup_steps=2,
+        stop_after_n_steps=6,
+        save_steps=2,
+        logging_steps=1,
+        seed=3,
+        disable_tqdm=True,
+        output_dir=str(out),
+    )
+    return parse_config({**keys, **overrides})
+
+
+def read_log(folder):
+    with (folder / "training_log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def adapter(folder):
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def assert_same_weights(a, b, atol=1e-6):
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_llama, pairs, tmp_path_factory):
+    """An uninterrupted 6-step run of the full tiny model (checkpoints every 2 steps)."""
+    out = tmp_path_factory.mktemp("reference")
+    return train(make_config(tiny_llama, pairs, out), variant="full")["full"]
+
+
+# ---------------------------------------------------------------- LoRA, collator, arguments
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_wraps_every_linear_projection_of_every_layer(tiny_model_dir, family):
+    from peft.tuners.lora import Linear as LoraLinear
+
+    encoder = LLMEncoder.from_pretrained(tiny_model_dir(family))
+    linear = {
+        n
+        for n, m in encoder.model.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".layers." in f".{n}"
+    }
+    assert len(linear) >= 4 * encoder.num_layers  # Phi-3 fuses q/k/v and gate/up: 4 per layer, others 7
+    trainable = add_lora(encoder, r=4, alpha=8, dropout=0.0)
+    wrapped = {
+        n.removeprefix("base_model.model.")
+        for n, m in encoder.model.named_modules()
+        if isinstance(m, LoraLinear)
+    }
+    assert wrapped == linear
+    lora_a = [m.lora_A["default"] for n, m in encoder.model.named_modules() if isinstance(m, LoraLinear)]
+    assert trainable == sum(p.numel() for p in encoder.model.parameters() if p.requires_grad) > 0
+    assert all(a.out_features == 4 for a in lora_a)
+    assert next(iter(encoder.model.peft_config.values())).lora_alpha == 8
+
+
+def test_lora_refuses_an_unknown_family(tiny_llama):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    encoder.model.config.model_type = "gpt2"
+    with pytest.raises(
+        ValueError, match="no LoRA target modules known for model type 'gpt2'; supported: llama, "
+    ):
+        add_lora(encoder, 4, 8, 0.0)
+
+
+def test_collator_tokenizes_each_column_as_the_encoder_does(tiny_llama):
+    from l3prune.dataset.sample import TrainSample
+
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    samples = [TrainSample(["Retrieve", "a query"], "a passage", "other"), TrainSample("q2", "p2 text", "n2")]
+    batch = ContrastiveCollator(encoder.tokenize)(samples)
+    for column, texts in zip(("query", "positive", "negative"), zip(*samples, strict=True), strict=True):
+        want = encoder.tokenize(list(texts))
+        assert batch[column].keys() == want.keys()
+        assert all(torch.equal(batch[column][k], want[k]) for k in want)
+    no_negatives = ContrastiveCollator(encoder.tokenize)([TrainSample("q", "p"), TrainSample("q2", "p2")])
+    assert set(no_negatives) == {"query", "positive"}
+    with pytest.raises(ValueError, match="mixes 1 samples with a hard negative and 1 without"):
+        ContrastiveCollator(encoder.tokenize)([TrainSample("q", "p", "n"), TrainSample("q2", "p2")])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU precision fallback")
+@pytest.mark.parametrize("name", ["MetaLlama3", "Mistral", "Qwen2", "Phi3"])
+def test_paper_configs_build_training_arguments_on_cpu(name, tmp_path):
+    config = load_config(f"config/training/{name}.json")
+    dtype, bf16, fp16 = resolve_precision(config)
+    assert (dtype, bf16, fp16) == ("float32", False, False)  # no GPU: bfloat16 falls back to float32
+    args = training_arguments(config, tmp_path / "ckpt", bf16, fp16)
+    assert args.output_dir == str(tmp_path / "ckpt") and args.train_sampling_strategy == "sequential"
+    assert (args.learning_rate, args.warmup_steps, args.per_device_train_batch_size) == (2e-4, 300, 64)
+    assert args.activation_checkpointing is True and args.save_steps == 200 and args.seed == 42
+
+
+def test_training_arguments_refuse_what_breaks_contrastive_batches(tiny_llama, pairs, tmp_path):
+    config = make_config(tiny_llama, pairs, tmp_path, train_sampling_strategy="random")
+    with pytest.raises(ValueError, match="key 'train_sampling_strategy' must be 'sequential'"):
+        training_arguments(config, tmp_path, False, False)
+    config = make_config(tiny_llama, pairs, tmp_path, resume_from_checkpoint="x")
+    with pytest.raises(ValueError, match="remove key 'resume_from_checkpoint': a run resumes by itself"):
+        training_arguments(config, tmp_path, False, False)
+
+
+# ---------------------------------------------------------------- training runs
+
+
+def test_loss_falls_on_a_learnable_task(tiny_llama, pairs, tmp_path):
+    config = make_config(
+        tiny_llama, pairs, tmp_path, lora_r=8, num_train_epochs=4, stop_after_n_steps=None,
+        lora_dropout=0.0, save_steps=100, warmup_steps=0,
+    )  # fmt: skip
+    folder = train(config, variant="full")["full"]
+    losses = [float(row["loss"]) for row in read_log(folder)]
+    per_epoch = NUM_SAMPLES // 4
+    assert len(losses) == 4 * per_epoch
+    first, last = sum(losses[:per_epoch]) / per_epoch, sum(losses[-per_epoch:]) / per_epoch
+    assert last < 0.3 * first, (first, last)  # measured: 0.59 -> 0.07
+
+
+def test_final_folder_holds_encoder_log_and_model_info(reference, tiny_llama, pairs):
+    assert sorted(p.name for p in reference.iterdir()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors", "checkpoints", "l3prune_encoder.json",
+        "model_info.json", "tokenizer.json", "tokenizer_config.json", "training_log.csv",
+    ]  # fmt: skip
+    assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == [
+        "checkpoint-2", "checkpoint-4", "checkpoint-6",
+    ]  # fmt: skip
+    assert not reference.with_name("full.partial").exists()
+    base = LLMEncoder.from_pretrained(tiny_llama)
+    info = json.loads((reference / "model_info.json").read_text())
+    assert info == {
+        "variant": "full",
+        "base_model": str(tiny_llama),
+        "prune": None,
+        "layers_before": 4,
+        "layers_after": 4,
+        "params_before": base.num_parameters(),
+        "params_after": base.num_parameters(),
+        "trainable_params": sum(t.numel() for t in adapter(reference).values()),
+        "steps": 6,
+        "prune_points": None,
+    }
+    rows = read_log(reference)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(
+        float(r["loss"]) > 0 and float(r["samples_per_second"]) > 0 and float(r["grad_norm"]) > 0
+        for r in rows
+    )
+    # the trained encoder loads back, adapter attached, and differs from the base model
+    trained = LLMEncoder.from_pretrained(reference)
+    assert trained.has_adapter and trained.num_layers == 4
+    assert not torch.allclose(trained.encode(["alpha question"]), base.encode(["alpha question"]))
+    # every checkpoint is a loadable encoder too
+    assert LLMEncoder.from_pretrained(reference / "checkpoints" / "checkpoint-4").has_adapter
+
+
+def test_warmup_then_linear_decay_stopped_after_n_steps(reference):
+    lr, warmup, total = 2e-3, 2, 2 * (NUM_SAMPLES // 4)  # the schedule spans num_train_epochs, not the stop
+    want = [lr * (k / warmup if k < warmup else (total - k) / (total - warmup)) for k in range(6)]
+    got = [float(row["learning_rate"]) for row in read_log(reference)]
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
+def test_pruned_variant_loads_only_the_kept_layers(tiny_llama, pairs, tmp_path):
+    config = make_config(
+        tiny_llama, pairs, tmp_path, percent_prune=[0.5], stop_after_n_steps=1, save_steps=10
+    )
+    folders = train(config, variant="p50")
+    info = json.loads((folders["p50"] / "model_info.json").read_text())
+    pruned = LLMEncoder.from_pretrained(tiny_llama, num_layers=2)
+    assert (info["layers_before"], info["layers_after"], info["prune"]) == (4, 2, 0.5)
+    assert info["params_after"] == pruned.num_parameters() < info["params_before"]
+    assert LLMEncoder.from_pretrained(folders["p50"]).num_layers == 2
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_weights(
+    reference, tiny_llama, pairs, tmp_path, monkeypatch, caplog
+):
+    config = make_config(tiny_llama, pairs, tmp_path)
+    compute_loss = ContrastiveTrainer.compute_loss
+
+    def killed_in_step_4(self, *args, **kwargs):
+        if self.state.global_step == 3:
+            raise Killed
+        return compute_loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(ContrastiveTrainer, "compute_loss", killed_in_step_4)
+    with pytest.raises(Killed):
+        train(config, variant="full")
+    work = tmp_path / "full.partial"
+    assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["checkpoint-2"]
+    assert not (tmp_path / "full").exists()
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO, logger="l3prune"):
+        train(config, variant="full")
+    assert f"resuming from {work / 'checkpoints' / 'checkpoint-2'}" in caplog.text
+    assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
+    assert [r["step"] for r in read_log(tmp_path / "full")] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_a_half_written_checkpoint_is_never_resumed_from(reference, tiny_llama, pairs, tmp_path, monkeypatch):
+    config = make_config(tiny_llama, pairs, tmp_path)
+    save_rest = ContrastiveTrainer._save_optimizer_and_scheduler
+
+    def killed_while_saving_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise Killed  # the adapter of checkpoint 4 is written, its optimizer state is not
+        save_rest(self, output_dir)
+
+    monkeypatch.setattr(ContrastiveTrainer, "_save_optimizer_and_scheduler", killed_while_saving_4)
+    with pytest.raises(Killed):
+        train(config, variant="full")
+    checkpoints = tmp_path / "full.partial" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == [".incomplete", "checkpoint-2"]
+    assert (checkpoints / ".incomplete" / "checkpoint-4" / "adapter_model.safetensors").is_file()
+    monkeypatch.undo()
+    train(config, variant="full")
+    assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
+    assert sorted(p.name for p in (tmp_path / "full" / "checkpoints").iterdir()) == [
+        "checkpoint-2", "checkpoint-4", "checkpoint-6",
+    ]  # fmt: skip
+
+
+def test_killed_after_the_last_step_finishes_from_the_checkpoint(
+    reference, tiny_llama, pairs, tmp_path, monkeypatch
+):
+    config = make_config(tiny_llama, pairs, tmp_path)
+
+    def killed(*args):
+        raise Killed
+
+    monkeypatch.setattr(run_module, "_finish", killed)
+    with pytest.raises(Killed):
+        train(config, variant="full")
+    monkeypatch.undo()
+    monkeypatch.setattr(ContrastiveTrainer, "train", killed)  # no training step may run again
+    train(config, variant="full")
+    assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
+    assert json.loads((tmp_path / "full" / "model_info.json").read_text())["steps"] == 6
+
+
+def test_a_finished_variant_is_skipped_and_a_stray_folder_refused(
+    reference, tiny_llama, pairs, monkeypatch, tmp_path
+):
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished variant was trained again")
+
+    monkeypatch.setattr(run_module, "train_variant", must_not_train)
+    config = make_config(tiny_llama, pairs, reference.parent)
+    assert train(config, variant="full") == {"full": reference}
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "stray" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="stray exists but is not a finished variant"):
+        train(config, variant="full", output_dir=tmp_path / "stray")
+    with pytest.raises(ValueError, match="no variant 'small'; this config has: full"):
+        train(config, variant="small")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_llama, pairs, tmp_path, monkeypatch):
+    real_load_loss = run_module.load_loss
+
+    class NaNAtStep4(torch.nn.Module):
+        def __init__(self, **kwargs):
+            super().__init__()
+            self.loss = real_load_loss("HardNegativeNLLLoss", **kwargs)
+            self.calls = 0
+
+        def forward(self, *embeddings):
+            self.calls += 1
+            loss = self.loss(*embeddings)
+            return loss * float("nan") if self.calls == 4 else loss
+
+    monkeypatch.setattr(run_module, "load_loss", lambda name, **kwargs: NaNAtStep4(**kwargs))
+    checkpoints = tmp_path / "full.partial" / "checkpoints"
+    with pytest.raises(
+        ValueError,
+        match=f"^training loss is nan at step 4; stopped before applying it. Last good checkpoint: {checkpoints / 'checkpoint-2'}\\. ",
+    ):
+        train(make_config(tiny_llama, pairs, tmp_path), variant="full")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]
+    assert all(torch.isfinite(t).all() for t in adapter(checkpoints / "checkpoint-2").values())
+    assert not (tmp_path / "full").exists()
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tiny_llama, pairs, tmp_path, monkeypatch):
+    enabled = []
+    enable = ContrastiveModel.activation_checkpointing_enable
+
+    def spy(self, *args, **kwargs):
+        enable(self, *args, **kwargs)
+        enabled.append(self.encoder.model.get_base_model().is_activation_checkpointing)
+
+    monkeypatch.setattr(ContrastiveModel, "activation_checkpointing_enable", spy)
+    folders = {}
+    for on in (False, True):
+        config = make_config(
+            tiny_llama,
+            pairs,
+            tmp_path / str(on),
+            gradient_checkpointing=on,
+            stop_after_n_steps=2,
+            lora_dropout=0.0,
+        )
+        folders[on] = train(config, variant="full")["full"]
+    assert enabled == [True]
+    assert_same_weights(adapter(folders[True]), adapter(folders[False]), atol=1e-6)
+
+
+def test_cli_trains_one_variant_into_the_given_folder(tiny_llama, pairs, tmp_path, capsys):
+    from l3prune.cli import main
+
+    config = json.loads(json.dumps(make_config(tiny_llama, pairs, tmp_path).training_args))
+    path = tmp_path / "config.json"
+    keys = dict(
+        model_name_or_path=str(tiny_llama), dataset_name="jsonl", dataset_file_path=str(pairs), lora_r=4
+    )
+    path.write_text(json.dumps({**keys, **config, "percent_prune": [1], "stop_after_n_steps": 1}))
+    out = tmp_path / "exactly-here"
+    assert main(["train", str(path), "--variant", "l1", "--output-dir", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"l1\t{out}"  # after the Trainer's log lines
+    assert LLMEncoder.from_pretrained(out).num_layers == 1
+    path.write_text(json.dumps({**keys, "lora_rank": 4}))
+    capsys.readouterr()
+    assert main(["train", str(path)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"l3prune: error: {path}: unknown key 'lora_rank'; did you mean 'lora_r'? "
+        + (
+            "(accepted: the seed's keys attn_implementation, autoprune, dataset_file_path, dataset_name, "
+            "l3prune_batch_size, l3prune_num_batches, lora_alpha, lora_dropout, lora_r, loss_class, loss_scale, "
+            "max_seq_length, model_name_or_path, percent_prune, pooling_mode, stop_after_n_steps, torch_dtype, "
+            "use_adapter and any transformers TrainingArguments field)\n"
+        )
+    )
