@@ -12,7 +12,7 @@ COMMAND_MODULES = [
     "l3prune.commands.layerwise",
     "l3prune.commands.assets",
     "l3prune.commands.evaluation",
-    "l3prune.training.commands",
+    "l3prune.commands.training",
     "l3prune.commands.report",
 ]
 

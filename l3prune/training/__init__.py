@@ -5,19 +5,7 @@ from l3prune.training import train
 folders = train(load_config("config/training/demo.json"))   # {variant: trained folder}
 """
 
-_EXPORTS = {
-    "train": "run",
-    "train_variant": "run",
-    "export_merged": "export",
-    "export_sentence_transformers": "export",
-}
-__all__ = list(_EXPORTS)
+from .export import export_merged, export_sentence_transformers
+from .run import train, train_variant
 
-
-def __getattr__(name):
-    # resolved on use, so `l3prune train --help` (which imports .commands) stays fast
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["export_merged", "export_sentence_transformers", "train", "train_variant"]

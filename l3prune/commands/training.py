@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from ..config import load_config, load_prune_points
-    from .run import train
+    from ..training.run import train
 
     config = load_config(args.config)
     points = load_prune_points(args.prune_points) if args.prune_points else None
@@ -60,7 +60,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from .export import export_merged, export_sentence_transformers
+    from ..training.export import export_merged, export_sentence_transformers
 
     export = export_merged if args.format == "merged" else export_sentence_transformers
     print(export(args.variant_dir, args.out))
