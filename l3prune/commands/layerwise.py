@@ -47,6 +47,7 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
     from ..files import write_json
     from ..layerwise import layerwise_loss
     from ..loss.utils import load_loss
+    from ..training.arguments import resolve_precision
 
     config = load_config(args.config)
     batch_size = args.batch_size or config.l3prune_batch_size
@@ -57,7 +58,11 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
         config.dataset_name, file_path=config.dataset_file_path, effective_batch_size=batch_size, seed=seed
     )
     loss_fn = load_loss(config.loss_class, scale=config.loss_scale)
-    encoder = LLMEncoder.from_pretrained(config.model_name_or_path, **encoder_kwargs(config))
+    # the same weights dtype as `l3prune train` uses on this device, so both pick the same points
+    kwargs = config.encoder_kwargs() | {"dtype": resolve_precision(config)[0]}
+    encoder = LLMEncoder.from_pretrained(
+        config.model_name_or_path, **{k: v for k, v in kwargs.items() if v is not None}
+    )
     encoder.model.to(device)
     start = time.perf_counter()
     losses = layerwise_loss(encoder, dataset, loss_fn, batch_size, num_batches, show_progress_bar=True)
@@ -86,20 +91,6 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
             "seconds": round(time.perf_counter() - start, 3),
         },
     )
-
-
-def encoder_kwargs(config) -> dict:
-    """LLMEncoder.from_pretrained keywords from a training config's model keys."""
-    import torch
-
-    kwargs = {"pooling_mode": config.pooling_mode, "max_length": config.max_seq_length}
-    if config.torch_dtype:
-        kwargs["dtype"] = (
-            config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
-        )
-    if config.attn_implementation:
-        kwargs["attn_implementation"] = config.attn_implementation
-    return kwargs
 
 
 def run_prune_points(args: argparse.Namespace) -> None:
