@@ -157,6 +157,15 @@ def test_symmetric_task_gets_the_instruction_on_both_sides(encoder, spy, tmp_pat
     assert sorted(spy.inputs) == sorted(expected)
 
 
+def test_instructions_for_absent_tasks_are_reported(encoder, tmp_path, caplog):
+    config = write_tasks(
+        tmp_path, [f"name: S, type: STS, path: {sts_file(tmp_path)}"], "instructions: {STS12: 'x', S: 'y'}\n"
+    )
+    summary = run(encoder, config, tmp_path)
+    assert summary["tasks"]["S"]["instruction"] == "y"
+    assert "instructions given for tasks this run does not have: STS12" in caplog.messages
+
+
 def test_cache_encodes_each_distinct_input_once(encoder, spy, tmp_path):
     path = sts_file(tmp_path, n=6)  # 12 texts requested, 4 distinct
     with_cache = run(encoder, write_tasks(tmp_path, [f"name: S, type: STS, path: {path}"]), tmp_path)

@@ -83,6 +83,9 @@ def evaluate(
     tasks = resolve_tasks(config)
     # resolved up front, so a missing instruction warns (or fails) before any encoding
     instructions = {task.metadata.name: task_instructions(task, table) for task in tasks}
+    unused = sorted(set(config.instructions) - {name for parts in instructions.values() for name in parts})
+    if unused:
+        logger.warning("instructions given for tasks this run does not have: %s", ", ".join(unused))
     meta = model_meta(encoder, name, source)
     model = MTEBEncoder(encoder, table, meta, cache=config.cache)
     result_cache = mteb.ResultCache(cache_path=out.parent)
