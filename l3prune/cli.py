@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, OSError, KeyError) as error:  # OSError: also failed downloads, full disks
+    except (ValueError, OSError, KeyError, RuntimeError) as error:  # OSError: failed downloads, full disks
+        if args.verbose:  # the whole traceback, for a bug report
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"l3prune: error: {message}", file=sys.stderr)
         return 2

@@ -181,15 +181,28 @@ def test_cache_encodes_each_distinct_input_once(encoder, spy, tmp_path):
     assert without["tasks"]["S"]["scores"] == with_cache["tasks"]["S"]["scores"]
 
 
-def test_cache_lives_for_one_task(encoder, spy, tmp_path):
-    path = sts_file(tmp_path)
+def test_cache_lives_for_the_run(encoder, spy, tmp_path):
+    path = sts_file(tmp_path)  # the same 4 distinct (instruction, text) inputs in both tasks
     summary = run(
         encoder,
         write_tasks(tmp_path, [f"name: S1, type: STS, path: {path}", f"name: S2, type: STS, path: {path}"]),
         tmp_path,
     )
-    assert [summary["tasks"][name]["texts_encoded"] for name in ("S1", "S2")] == [4, 4]
-    assert len(spy.inputs) == 8
+    assert [summary["tasks"][name]["texts_encoded"] for name in ("S1", "S2")] == [4, 0]
+    assert len(spy.inputs) == 4
+
+
+def test_cache_memory_is_bounded():
+    from l3prune.evaluation.mteb_model import EmbeddingCache
+
+    cache = EmbeddingCache(max_bytes=2 * 2 * 4)  # two rows of two float32
+    for i in range(3):
+        key = [("", str(i))]
+        cache.missing(key)
+        cache.add(key, np.full((1, 2), i, dtype=np.float32))
+        np.testing.assert_array_equal(cache.get(key), [[i, i]])
+    assert len(cache) == 2 and cache.nbytes == 16
+    assert cache.missing([("", "0"), ("", "2")]) == [("", "0")]  # the oldest row was dropped
 
 
 def test_cache_counts_hits_and_misses():

@@ -1,6 +1,6 @@
 """The task -> instruction table: LLM2Vec's MTEB wording, overridable per task.
 
-`config/instructions.yaml` holds the defaults: one instruction per MTEB task and one per task
+`instructions.yaml` (beside this module) holds the defaults: one instruction per MTEB task and one per task
 type for tasks it does not list. Which side of a task gets the instruction is decided where
 the texts are encoded (`mteb_model.py`); this module only answers "what is task X's instruction".
 """
@@ -16,7 +16,7 @@ import yaml
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INSTRUCTIONS_FILE = Path(__file__).resolve().parents[2] / "config" / "instructions.yaml"
+DEFAULT_INSTRUCTIONS_FILE = Path(__file__).with_name("instructions.yaml")
 
 
 @dataclass

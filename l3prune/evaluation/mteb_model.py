@@ -2,7 +2,9 @@
 
 mteb's evaluators encode without de-duplication: an STS task encodes both sides of every pair,
 so the Lee task (1,225 pairs over 50 documents) would embed each document 49 times. The cache
-keys embeddings by (instruction, text), so each distinct input is encoded once per task.
+keys embeddings by (instruction, text), so each distinct input is encoded once per run (tasks
+that share a corpus or a sentence with the same instruction share its embedding). Its memory is
+bounded: past `max_bytes` the oldest embeddings are dropped, which only costs re-encoding.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ Key = tuple[str, str]  # (instruction, text); "" = no instruction
 
 
 class EmbeddingCache:
-    """Embeddings computed so far, by (instruction, text); counts how many lookups it served."""
+    """Embeddings computed so far, by (instruction, text); counts how many lookups it served.
 
-    def __init__(self):
+    Holds at most `max_bytes` of embeddings (default 4 GiB, about 260k rows of 4096 floats);
+    beyond that the oldest rows are dropped first.
+    """
+
+    def __init__(self, max_bytes: int = 4 << 30):
         self._rows: dict[Key, np.ndarray] = {}
+        self.max_bytes = max_bytes
+        self.nbytes = 0
         self.hits = 0  # inputs answered from the cache (or by an identical input in the same call)
         self.misses = 0  # distinct inputs that had to be encoded
 
@@ -40,15 +48,16 @@ class EmbeddingCache:
         self.hits += len(keys) - len(absent)
         return absent
 
-    def clear(self) -> None:
-        """Forget the embeddings (the counts stay)."""
-        self._rows.clear()
-
     def add(self, keys: list[Key], embeddings: np.ndarray) -> None:
         self._rows.update(zip(keys, embeddings, strict=True))
+        self.nbytes += embeddings[: len(keys)].nbytes
 
     def get(self, keys: list[Key]) -> np.ndarray:
-        return np.stack([self._rows[key] for key in keys])
+        """The rows of `keys` (all just added or cached), then the oldest rows beyond the budget are dropped."""
+        rows = np.stack([self._rows[key] for key in keys])
+        while self.nbytes > self.max_bytes and self._rows:
+            self.nbytes -= self._rows.pop(next(iter(self._rows))).nbytes
+        return rows
 
 
 class MTEBEncoder(AbsEncoder):

@@ -113,11 +113,6 @@ def evaluate(
             logger.exception("task %s failed", task_name)
             failures[task_name] = f"{type(e).__name__}: {e}"
             continue
-        finally:
-            # instructions differ between tasks, so little would carry over, while keeping every
-            # corpus of a benchmark (4096-dim embeddings) would take tens of GB
-            if model.cache is not None:
-                model.cache.clear()
         counts = {key: value - before[key] for key, value in model.counts().items()}
         if counts["texts_requested"] == 0 and unchanged:  # mteb took the result from its cache
             counts = {key: record[key] for key in counts}
