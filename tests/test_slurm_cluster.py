@@ -26,8 +26,8 @@ def test_batch_job_runs_on_the_node_with_the_fake_gpus_it_asked_for(slurm_cluste
     assert slurm_cluster.finished_jobs()[job_id]["JobState"] == "COMPLETED"
 
 
-def test_cancelled_job_is_recorded_as_cancelled(slurm_cluster):
-    job_id = slurm_cluster.sbatch("--wrap", "sleep 60")
+def test_cancelled_job_is_recorded_as_cancelled(slurm_cluster, tmp_path):
+    job_id = slurm_cluster.sbatch("--output", str(tmp_path / "job.out"), "--wrap", "sleep 60")
     wait_until(lambda: slurm_cluster.job(job_id)["JobState"] == "RUNNING", 30, f"job {job_id} never ran")
 
     subprocess.run(["scancel", job_id], check=True)

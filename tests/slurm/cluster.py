@@ -159,6 +159,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=500
 MinJobAge=600
+KillWait=5
 ReturnToService=2
 MailProg=/bin/true
 StateSaveLocation={r}/state
