@@ -393,3 +393,56 @@ def test_cli_trains_one_variant_into_the_given_folder(tiny_llama, pairs, tmp_pat
             "use_adapter and any transformers TrainingArguments field)\n"
         )
     )
+
+
+def test_autoprune_runs_l3prune_first_and_trains_its_pick(tiny_llama, pairs, tmp_path):
+    from l3prune import l3prune
+    from l3prune.dataset.utils import load_dataset
+    from l3prune.loss.utils import load_loss
+
+    config = make_config(
+        tiny_llama, pairs, tmp_path, autoprune="small", l3prune_batch_size=4, l3prune_num_batches=3,
+        stop_after_n_steps=1, save_steps=10,
+    )  # fmt: skip
+    info = json.loads((train(config, variant="small")["small"] / "model_info.json").read_text())
+    dataset = load_dataset("jsonl", file_path=pairs, effective_batch_size=4, seed=3)
+    encoder = LLMEncoder.from_pretrained(tiny_llama, max_length=32)
+    points = l3prune(
+        encoder, dataset, load_loss("HardNegativeNLLLoss", scale=20.0), batch_size=4, num_batches=3
+    )
+    assert info["prune_points"] == {"small": points.small, "large": points.large, "num_layers": 4}
+    assert info["layers_after"] == info["prune"] == points.small
+    with pytest.raises(
+        ValueError, match="prune points were computed for a 30-layer model, but .* has 4 layers"
+    ):
+        train(
+            config,
+            variant="small",
+            prune_points={"small": 2, "large": 20, "num_layers": 30},
+            output_dir=tmp_path / "x",
+        )
+
+
+def test_full_fine_tuning_without_adapter_saves_and_resumes_all_weights(tiny_llama, pairs, tmp_path):
+    from l3prune.training.trainer import load_checkpoint_weights
+
+    config = make_config(
+        tiny_llama, pairs, tmp_path, use_adapter=False, stop_after_n_steps=2, learning_rate=1e-3
+    )
+    folder = train(config, variant="full")["full"]
+    assert not (folder / "adapter_config.json").exists()
+    trained = LLMEncoder.from_pretrained(folder)
+    info = json.loads((folder / "model_info.json").read_text())
+    assert (
+        not trained.has_adapter
+        and info["trainable_params"] == info["params_after"] == trained.num_parameters()
+    )
+    restored = LLMEncoder.from_pretrained(tiny_llama)
+    load_checkpoint_weights(restored.model, folder / "checkpoints" / "checkpoint-2")
+    want, got = trained.model.state_dict(), restored.model.state_dict()
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert not torch.equal(
+        want["layers.0.mlp.up_proj.weight"],
+        LLMEncoder.from_pretrained(tiny_llama).model.state_dict()["layers.0.mlp.up_proj.weight"],
+    )

@@ -8,6 +8,7 @@ from l3prune import LLMEncoder
 from l3prune.training.export import export_merged, export_sentence_transformers
 from l3prune.training.lora import add_lora
 
+CHAT_TEMPLATE = "{% for m in messages %}<s>user: {{ m['content'] }}</s>{% endfor %}"
 TEXTS = [
     "summit",
     "how much protein should a female eat per day",
@@ -18,8 +19,11 @@ TEXTS = [
 
 
 def make_variant(model_dir, folder, family_seed=0, **settings):
-    """A pruned encoder with a LoRA adapter whose weights are far from the identity, saved as `l3prune train` does."""
+    """A pruned encoder with a LoRA adapter whose weights are far from the identity, saved as `l3prune train` does.
+
+    Its tokenizer has a chat template, as instruct models' have: exports must not apply it to plain texts."""
     encoder = LLMEncoder.from_pretrained(model_dir, num_layers=3, **settings)
+    encoder.tokenizer.chat_template = CHAT_TEMPLATE
     add_lora(encoder, r=4, alpha=8, dropout=0.0)
     torch.manual_seed(family_seed)
     with torch.no_grad():
@@ -87,12 +91,6 @@ def test_sentence_transformers_export_refuses_what_it_cannot_match(tiny_llama, t
     ):
         export_sentence_transformers(variant, tmp_path / "st")
     chat = make_variant(tiny_llama, tmp_path / "chat", pooling_mode="last_token")
-    tokenizer_config = chat / "tokenizer_config.json"
-    tokenizer_config.write_text(
-        tokenizer_config.read_text().replace(
-            "{", '{"chat_template": "<s>user: {{ messages[0][\'content\'] }}</s>",', 1
-        )
-    )
     settings = chat / "l3prune_encoder.json"
     settings.write_text(
         settings.read_text().replace('"use_chat_template": false', '"use_chat_template": true')

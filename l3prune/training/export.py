@@ -78,7 +78,13 @@ def export_sentence_transformers(variant_dir: str | os.PathLike, out: str | os.P
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.merged-") as merged:
         encoder.save(merged)
-        transformer = Transformer(merged, max_seq_length=max_seq_length)
+        # text modality only: with a chat template, sentence-transformers 6 would wrap every text in it
+        transformer = Transformer(
+            merged,
+            max_seq_length=max_seq_length,
+            modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+            module_output_name="token_embeddings",
+        )
         pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=mode)
         with atomic_output(out) as tmp:
             SentenceTransformer(modules=[transformer, pooling]).save(str(tmp))
