@@ -1,11 +1,11 @@
 """A real one-node SLURM cluster on localhost: Debian's slurmctld and slurmd, munge, fake GPUs.
 
 The cluster runs as root, without cgroups or an accounting database (facts in
-shared/notes/snakemake-slurm.md). SLURM's own record of every job is the job completion log
-(`jobcomp/filetxt`): one line per finished job with its id, name, state and granted resources,
-including `gres/gpu`. Its daemons keep their state, logs and pid files in a scratch folder; only
-the config has to live in /etc/slurm, because the jobstep plugin's inner `srun` ignores
-SLURM_CONF.
+shared/notes/snakemake-slurm.md). SLURM's own records of the jobs: the controller log (each
+submission), the job completion log (`jobcomp/filetxt`: id, state, node of every ended job) and
+`scontrol show job`, which keeps an ended job for MinJobAge=600 s, GPUs granted included. The
+daemons keep state, logs and pid files in a scratch folder; only the config has to live in
+/etc/slurm, because the jobstep plugin's inner `srun` ignores SLURM_CONF.
 """
 
 import os
@@ -96,9 +96,13 @@ class SlurmCluster:
         self.wait_for_idle_node()
 
     def stop(self) -> None:
-        """Cancel every job, end the daemons, remove the config; each step runs even if one fails."""
+        """Cancel every job, end the daemons, remove the config."""
         if self.pid_alive("slurmctld"):
             subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True)
+            try:  # slurmd signals the jobs' processes: give it the time before it goes
+                wait_until(self.queue_is_empty, 30, "")
+            except TimeoutError:
+                pass  # SIGKILL after KillWait=5 s has not ended them; the daemons go all the same
         for daemon in reversed(DAEMONS):
             self.kill(self.pid_file(daemon))
         for name in CONFIG_FILES:
@@ -192,6 +196,9 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
         wait_until(idle, self.start_timeout_s, f"node {self.host} not idle; see {self.root}/slurm*.log")
 
+    def queue_is_empty(self) -> bool:
+        return run("squeue", "-h", "-o", "%i").strip() == ""
+
     def pid_alive(self, daemon: str) -> bool:
         return pid_of(self.pid_file(daemon)) is not None
 
@@ -224,7 +231,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         return self.job(job_id)
 
     def finished_jobs(self) -> dict[str, dict[str, str]]:
-        """SLURM's job completion log: job id -> its record (JobState, Name, Tres with gres/gpu=N...)."""
+        """SLURM's job completion log: job id -> its record (JobState, NodeList, WorkDir, ExitCode...)."""
         if not self.jobcomp_log.exists():
             return {}
         records = (parse_record(line) for line in self.jobcomp_log.read_text().splitlines())
