@@ -1,0 +1,147 @@
+"""The whole workflow on a tiny random model: every rule runs its real l3prune command.
+
+A working folder gets a tiny model, training pairs, three local tasks and a config naming them;
+`snakemake` then builds results/tiny/summary.csv through layerwise loss, prune points, training
+and evaluation of every variant, and a second call finds nothing to do.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = "the model layer text query document passage retrieve question answer encoder prune small large loss".split()
+
+
+def sentence(i: int, n: int = 6) -> str:
+    return " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(n))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--configfile", "tiny.yaml",
+         "--cores", "2", *args],
+        cwd=workdir, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_llama):
+    (tmp_path / "config").symlink_to(REPO / "config")  # the repository's config.yaml, with tiny.yaml over it
+    pairs = [
+        {"query": sentence(i), "positive": sentence(i + 1), "negative": sentence(i + 9)} for i in range(32)
+    ]
+    write_jsonl(tmp_path / "pairs.jsonl", pairs)
+    (tmp_path / "train.json").write_text(
+        json.dumps(
+            {
+                "model_name_or_path": str(tiny_llama),
+                "pooling_mode": "mean",
+                "torch_dtype": "float32",
+                "max_seq_length": 32,
+                "dataset_name": "jsonl",
+                "dataset_file_path": "pairs.jsonl",
+                "per_device_train_batch_size": 4,
+                "learning_rate": 0.001,
+                "stop_after_n_steps": 2,
+                "save_steps": 1,
+                "lora_r": 4,
+                "autoprune": "small+large",
+                "l3prune_batch_size": 4,
+                "l3prune_num_batches": 2,
+            }
+        )
+    )
+    tasks = {
+        "sts": [
+            {"sentence1": sentence(i), "sentence2": sentence(i + 2), "score": float(i % 5)} for i in range(8)
+        ],
+        "classification": [
+            {"text": sentence(i), "label": ["x", "y"][i % 2], "split": "train" if i < 12 else "test"}
+            for i in range(20)
+        ],
+        "clustering": [{"text": sentence(i), "label": i % 3} for i in range(12)],
+    }
+    for name, rows in tasks.items():
+        write_jsonl(tmp_path / f"{name}.jsonl", rows)
+    (tmp_path / "tasks.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "local_tasks": [
+                    {"name": "TinySTS", "type": "STS", "path": "sts.jsonl"},
+                    {"name": "TinyClassification", "type": "Classification", "path": "classification.jsonl"},
+                    {"name": "TinyClustering", "type": "Clustering", "path": "clustering.jsonl"},
+                ],
+                "batch_size": 8,
+            }
+        )
+    )
+    one_thread = {"gpu": 0, "threads": 1, "mem_mb": 2000, "runtime": 10}
+    (tmp_path / "tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "run": ["tiny"],
+                "models": {
+                    "tiny": {
+                        "training_config": "train.json",
+                        "tasks": "tasks.yaml",
+                        "resources": {step: one_thread for step in ("layerwise_loss", "train", "evaluate")},
+                    }
+                },
+            }
+        )
+    )
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
+    first = snakemake(workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    points = json.loads((workdir / "results/tiny/prune_points.json").read_text())
+    assert points["num_layers"] == 4
+    with open(workdir / "results/tiny/summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == [
+        "variant", "layers", "parameters", "percent_removed", "TinySTS", "TinyClassification", "TinyClustering",
+        "average", "encode_seconds",
+    ]  # fmt: skip
+    by_variant = {row["variant"]: row for row in rows}
+    assert rows[0]["variant"] == "full" and set(by_variant) == {"full", "small", "large"}
+    assert [int(by_variant[v]["layers"]) for v in ("full", "small", "large")] == [
+        4,
+        points["small"],
+        points["large"],
+    ]
+    assert by_variant["full"]["percent_removed"] == "0.0"
+    for row in rows:
+        scores = [float(row[task]) for task in ("TinySTS", "TinyClassification", "TinyClustering")]
+        assert abs(float(row["average"]) - sum(scores) / 3) < 1e-3  # each rounded to 4 decimals
+        mteb = json.loads((workdir / f"results/tiny/{row['variant']}/mteb.json").read_text())
+        assert int(row["parameters"]) == mteb["num_parameters"]
+    assert (workdir / "results/tiny/score_vs_parameters.png").stat().st_size > 0
+    assert (workdir / "results/tiny/prune_points.png").stat().st_size > 0
+    for log in ("layerwise_loss", "prune_points", "report", "full/train", "small/evaluate"):
+        assert (workdir / f"logs/tiny/{log}.log").is_file()
+
+    second = snakemake(workdir, "--dry-run")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (
+        "Nothing to be done (all requested files are present and up to date)."
+        in second.stdout + second.stderr
+    )
