@@ -138,7 +138,11 @@ def test_demo_config_resolves():
     config = load_config(CONFIGS / "demo.json")
     assert config.model_name_or_path == "resources/demo/model" and config.dataset_name == "jsonl"
     assert variant_names(config) == ["full", "small", "large"]
-    assert variants(config, {"small": 5, "large": 20, "num_layers": 30}) == {"full": None, "small": 5, "large": 20}
+    assert variants(config, {"small": 5, "large": 20, "num_layers": 30}) == {
+        "full": None,
+        "small": 5,
+        "large": 20,
+    }
 
 
 @pytest.mark.parametrize(
