@@ -157,7 +157,9 @@ def train_variant(
             params_after=params_after,
             trainable_params=trainable,
             steps=steps,
-            prune_points=None if prune_points is None else dict(prune_points),
+            prune_points=None
+            if prune_points is None
+            else {k: prune_points[k] for k in ("small", "large", "num_layers")},
         )
         _finish(encoder, work, folder, info)
     trainer.accelerator.wait_for_everyone()
