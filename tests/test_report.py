@@ -1,4 +1,4 @@
-"""`l3prune report`: summary.csv and the plot from the variants' mteb.json files."""
+"""`l3prune report`: summary.csv and the plot from the variants' mteb.json and model_info.json."""
 
 import csv
 import json
@@ -8,23 +8,27 @@ import pytest
 from l3prune.cli import main
 from l3prune.report import write_report
 
+BASE_PARAMETERS = 134_515_008
 # variant -> (layers, parameters, LeeSTS, BBCClassification, encode seconds)
 VARIANTS = {
-    "full": (30, 134_515_008, 0.61234, 0.70011, 40.26),
+    "full": (30, BASE_PARAMETERS, 0.61234, 0.70011, 40.26),
     "small": (8, 42_000_000, 0.40004, 0.55556, 11.04),
     "large": (20, 92_000_000, 0.59999, 0.68421, 27.55),
 }
 
 
-def write_mteb_json(folder, layers, parameters, sts, classification, seconds):
-    folder.mkdir(parents=True)
+def write_variant(folder, layers, parameters, sts, classification, seconds, base=BASE_PARAMETERS):
+    """What `l3prune train` and `l3prune evaluate` leave in a variant folder (the fields the report reads)."""
+    (folder / "model").mkdir(parents=True)
+    info = {"layers_before": 30, "layers_after": layers, "params_before": base, "params_after": parameters}
+    (folder / "model" / "model_info.json").write_text(json.dumps(info))
     tasks = {
         "LeeSTS": {"main_score": sts, "type": "STS"},
         "BBCClassification": {"main_score": classification},
     }
     summary = {
         "num_layers": layers,
-        "num_parameters": parameters,
+        "num_parameters": parameters + 81_408 * layers,  # evaluation counts the unmerged LoRA weights too
         "average": (sts + classification) / 2,
         "encode_seconds": seconds,
         "tasks": tasks,
@@ -36,7 +40,7 @@ def write_mteb_json(folder, layers, parameters, sts, classification, seconds):
 def results(tmp_path):
     root = tmp_path / "results" / "demo"
     for variant, values in VARIANTS.items():
-        write_mteb_json(root / variant, *values)
+        write_variant(root / variant, *values)
     return root
 
 
@@ -54,14 +58,12 @@ def test_summary_rows_and_files(results, tmp_path):
         "variant", "layers", "parameters", "percent_removed", "LeeSTS", "BBCClassification", "average", "encode_seconds",
     ]  # fmt: skip
     assert [row["variant"] for row in rows] == ["full", "large", "small"]  # full first, then by size
-    full_parameters = VARIANTS["full"][1]
     for row in rows:
         layers, parameters, sts, classification, seconds = VARIANTS[row["variant"]]
         assert int(row["layers"]) == layers
-        assert int(row["parameters"]) == parameters
-        assert float(row["percent_removed"]) == round(
-            100 * (full_parameters - parameters) / full_parameters, 2
-        )
+        assert int(row["parameters"]) == parameters  # the base model's, without the adapter
+        removed = 100 * (BASE_PARAMETERS - parameters) / BASE_PARAMETERS
+        assert float(row["percent_removed"]) == round(removed, 2)
         assert float(row["LeeSTS"]) == round(sts, 4)
         assert float(row["BBCClassification"]) == round(classification, 4)
         assert float(row["average"]) == round((sts + classification) / 2, 4)
@@ -81,11 +83,12 @@ def test_variants_option_limits_the_rows(results, tmp_path):
     assert [row["variant"] for row in read_csv(tmp_path / "summary.csv")] == ["full", "small"]
 
 
-def test_without_full_variant_is_an_error(results, tmp_path, capsys):
-    assert main(["report", str(results), "--out-dir", str(tmp_path), "--variants", "small", "large"]) == 2
+def test_variants_of_different_base_models_are_an_error(results, tmp_path, capsys):
+    write_variant(results / "other", 8, 42_000_000, 0.4, 0.5, 11.0, base=7_000_000_000)
+    assert main(["report", str(results), "--out-dir", str(tmp_path), "--variants", "full", "other"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "l3prune: error: no 'full' variant among small, large: the share of parameters removed is relative "
-        "to the unpruned 'full' model, so evaluate it too"
+        f"l3prune: error: {results / 'other'} was pruned from a model of 7,000,000,000 parameters, "
+        f"{results / 'full'} from one of 134,515,008: report one base model's variants"
     )
     assert not (tmp_path / "summary.csv").exists()
 
@@ -93,7 +96,7 @@ def test_without_full_variant_is_an_error(results, tmp_path, capsys):
 def test_missing_variant_names_the_file(results, tmp_path, capsys):
     assert main(["report", str(results), "--out-dir", str(tmp_path), "--variants", "full", "p25"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"l3prune: error: {results / 'p25' / 'mteb.json'} does not exist; evaluate the variant with `l3prune evaluate`"
+        f"l3prune: error: {results / 'p25' / 'mteb.json'} does not exist; it is written by `l3prune evaluate`"
     )
 
 
@@ -110,11 +113,15 @@ def test_different_tasks_are_an_error(results, tmp_path):
 def test_summary_without_a_needed_field_is_an_error(results, tmp_path):
     path = results / "large" / "mteb.json"
     summary = json.loads(path.read_text())
-    del summary["encode_seconds"], summary["num_layers"]
+    del summary["encode_seconds"], summary["average"]
     path.write_text(json.dumps(summary))
-    with pytest.raises(
-        ValueError, match=r"large/mteb.json lacks num_layers, encode_seconds; is it the summary"
-    ):
+    with pytest.raises(ValueError, match=r"large/mteb.json lacks average, encode_seconds; is it the file written by `l3prune evaluate`\?"):  # fmt: skip
+        write_report(results, tmp_path)
+
+
+def test_untrained_variant_names_the_missing_model_info(results, tmp_path):
+    (results / "small" / "model" / "model_info.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"small/model/model_info.json does not exist; it is written by `l3prune train`$"):  # fmt: skip
         write_report(results, tmp_path)
 
 

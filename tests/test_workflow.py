@@ -179,7 +179,10 @@ def test_default_target_is_the_offline_demo(tmp_path):
     }
     assert jobs["all"][0].input == ("results/demo/summary.csv",)
     report = jobs["report"][0]
-    assert report.input == tuple(f"results/demo/{variant}/mteb.json" for variant in demo_variants)
+    assert report.input == (
+        *(f"results/demo/{variant}/mteb.json" for variant in demo_variants),
+        *(f"results/demo/{variant}/model" for variant in demo_variants),
+    )
     assert report.output == ("results/demo/summary.csv", "results/demo/score_vs_parameters.png")
     assert report.shellcmd == (
         f"l3prune report results/demo --out-dir results/demo --variants {' '.join(demo_variants)}"

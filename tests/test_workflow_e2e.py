@@ -132,8 +132,8 @@ def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
     for row in rows:
         scores = [float(row[task]) for task in ("TinySTS", "TinyClassification", "TinyClustering")]
         assert abs(float(row["average"]) - sum(scores) / 3) < 1e-3  # each rounded to 4 decimals
-        mteb = json.loads((workdir / f"results/tiny/{row['variant']}/mteb.json").read_text())
-        assert int(row["parameters"]) == mteb["num_parameters"]
+        info = json.loads((workdir / f"results/tiny/{row['variant']}/model/model_info.json").read_text())
+        assert int(row["parameters"]) == info["params_after"]
     assert (workdir / "results/tiny/score_vs_parameters.png").stat().st_size > 0
     assert (workdir / "results/tiny/prune_points.png").stat().st_size > 0
     for log in ("layerwise_loss", "prune_points", "report", "full/train", "small/evaluate"):

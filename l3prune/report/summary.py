@@ -1,8 +1,12 @@
-"""summary.csv: one row per variant of a model, read from the variants' mteb.json files.
+"""summary.csv: one row per variant of a model, from what training and evaluation recorded.
 
-Columns: variant, layers, parameters, percent_removed (of the `full` variant's parameters), the
-main score of every task, average, encode_seconds. The `full` row comes first, then the variants
-from the most parameters to the fewest.
+Per variant folder (results/<model>/<variant>/): mteb.json (`l3prune evaluate`: task scores,
+average, encode time) and model/model_info.json (`l3prune train`: layers and parameters before
+and after pruning). Parameters are the base model's, as deployed with the adapter merged.
+
+Columns: variant, layers, parameters, percent_removed (of the base model's parameters), the main
+score of every task, average, encode_seconds. The `full` row comes first, then the variants from
+the most parameters to the fewest.
 """
 
 from __future__ import annotations
@@ -16,49 +20,57 @@ from pathlib import Path
 from ..files import atomic_output
 
 MTEB_FILE = "mteb.json"
-BASELINE = "full"  # the unpruned variant: its parameter count is the base model's
+MODEL_INFO_FILE = "model/model_info.json"
+BASELINE = "full"  # the unpruned variant, listed first
 
 
 @dataclass(frozen=True)
 class VariantResult:
     variant: str
     num_layers: int
-    num_parameters: int
+    num_parameters: int  # after pruning, without the adapter (merged into the weights when deployed)
+    base_parameters: int  # of the unpruned base model
     scores: dict[str, float]  # task name -> main score
     average: float
     encode_seconds: float
-    source: Path
+    source: Path  # the mteb.json
 
 
-def read_variant_result(path: str | os.PathLike, variant: str) -> VariantResult:
-    """One variant's evaluation summary (the mteb.json written by `l3prune evaluate`)."""
-    path = Path(path)
+def _read_record(path: Path, needed: tuple[str, ...], written_by: str) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; evaluate the variant with `l3prune evaluate`")
+        raise FileNotFoundError(f"{path} does not exist; it is written by `{written_by}`")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
-    needed = ("num_layers", "num_parameters", "average", "encode_seconds", "tasks")
     missing = [key for key in needed if key not in data]
     if missing:
-        raise ValueError(
-            f"{path} lacks {', '.join(missing)}; is it the summary written by `l3prune evaluate`?"
-        )
+        raise ValueError(f"{path} lacks {', '.join(missing)}; is it the file written by `{written_by}`?")
+    return data
+
+
+def read_variant_result(variant_dir: str | os.PathLike) -> VariantResult:
+    """One trained and evaluated variant (its folder's mteb.json and model/model_info.json)."""
+    variant_dir = Path(variant_dir)
+    scores = _read_record(variant_dir / MTEB_FILE, ("average", "encode_seconds", "tasks"), "l3prune evaluate")
+    size = _read_record(
+        variant_dir / MODEL_INFO_FILE, ("layers_after", "params_after", "params_before"), "l3prune train"
+    )
     return VariantResult(
-        variant=variant,
-        num_layers=data["num_layers"],
-        num_parameters=data["num_parameters"],
-        scores={task: result["main_score"] for task, result in data["tasks"].items()},
-        average=data["average"],
-        encode_seconds=data["encode_seconds"],
-        source=path,
+        variant=variant_dir.name,
+        num_layers=size["layers_after"],
+        num_parameters=size["params_after"],
+        base_parameters=size["params_before"],
+        scores={task: result["main_score"] for task, result in scores["tasks"].items()},
+        average=scores["average"],
+        encode_seconds=scores["encode_seconds"],
+        source=variant_dir / MTEB_FILE,
     )
 
 
 def read_results(results_dir: str | os.PathLike, variants: list[str] | None = None) -> list[VariantResult]:
-    """The evaluated variants under `results_dir` (results/<model>): the named ones, or every
-    subfolder holding an mteb.json."""
+    """The variants under `results_dir` (results/<model>): the named ones, or every subfolder
+    holding an mteb.json."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results folder {results_dir} does not exist")
@@ -68,24 +80,22 @@ def read_results(results_dir: str | os.PathLike, variants: list[str] | None = No
             raise FileNotFoundError(
                 f"no evaluated variant in {results_dir} (no {results_dir}/<variant>/{MTEB_FILE})"
             )
-    return [read_variant_result(results_dir / variant / MTEB_FILE, variant) for variant in variants]
+    return [read_variant_result(results_dir / variant) for variant in variants]
 
 
 def summary_rows(results: list[VariantResult]) -> list[dict]:
-    """The rows of summary.csv, `full` first; every variant must have been run on the same tasks."""
-    by_name = {result.variant: result for result in results}
-    if BASELINE not in by_name:
-        raise ValueError(
-            f"no '{BASELINE}' variant among {', '.join(by_name)}: the share of parameters removed "
-            f"is relative to the unpruned '{BASELINE}' model, so evaluate it too"
-        )
-    baseline = by_name[BASELINE]
-    tasks = list(baseline.scores)
-    for result in results:
-        if set(result.scores) != set(tasks):
+    """The rows of summary.csv; every variant must come from one base model and be scored on the same tasks."""
+    first = results[0]
+    for result in results[1:]:
+        if result.base_parameters != first.base_parameters:
             raise ValueError(
-                f"{result.source} scores tasks {', '.join(sorted(result.scores))} but {baseline.source} "
-                f"scores {', '.join(sorted(tasks))}: evaluate every variant with the same tasks file"
+                f"{result.source.parent} was pruned from a model of {result.base_parameters:,} parameters, "
+                f"{first.source.parent} from one of {first.base_parameters:,}: report one base model's variants"
+            )
+        if set(result.scores) != set(first.scores):
+            raise ValueError(
+                f"{result.source} scores tasks {', '.join(sorted(result.scores))} but {first.source} "
+                f"scores {', '.join(sorted(first.scores))}: evaluate every variant with the same tasks file"
             )
     ordered = sorted(results, key=lambda r: (r.variant != BASELINE, -r.num_parameters, r.variant))
     return [
@@ -93,8 +103,8 @@ def summary_rows(results: list[VariantResult]) -> list[dict]:
             "variant": r.variant,
             "layers": r.num_layers,
             "parameters": r.num_parameters,
-            "percent_removed": round(100 * (1 - r.num_parameters / baseline.num_parameters), 2),
-            **{task: round(r.scores[task], 4) for task in tasks},
+            "percent_removed": round(100 * (1 - r.num_parameters / r.base_parameters), 2),
+            **{task: round(r.scores[task], 4) for task in first.scores},
             "average": round(r.average, 4),
             "encode_seconds": round(r.encode_seconds, 1),
         }

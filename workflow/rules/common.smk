@@ -99,12 +99,13 @@ def local_task_files(wildcards):
     ]
 
 
-def variant_results(wildcards):
-    return expand(
-        "results/{model}/{variant}/mteb.json",
-        model=wildcards.model,
-        variant=variants(wildcards.model),
-    )
+def variant_files(path):
+    """An input function: `path` (with {model} and {variant}) for each variant of the model."""
+
+    def files(wildcards):
+        return expand(path, model=wildcards.model, variant=variants(wildcards.model))
+
+    return files
 
 
 def job_resource(step, key):

@@ -1,6 +1,7 @@
 rule report:
     input:
-        variant_results,
+        scores=variant_files("results/{model}/{variant}/mteb.json"),
+        sizes=variant_files("results/{model}/{variant}/model"),
     output:
         summary=report(
             "results/{model}/summary.csv",
