@@ -288,3 +288,33 @@ def test_remote_code_is_off_unless_asked(tiny_llama, monkeypatch):
     LLMEncoder.from_pretrained(tiny_llama)
     LLMEncoder.from_pretrained(tiny_llama, trust_remote_code=True)
     assert seen == [False, True]
+
+
+# ---------------------------------------------------------------- models that are not there
+def test_a_missing_model_folder_is_one_line_naming_it(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(FileNotFoundError) as error:
+        LLMEncoder.from_pretrained(missing)
+    assert str(error.value) == (
+        f"model '{missing}' not found: no such folder, and not a model hub name ('name' or 'namespace/name')"
+    )
+
+
+def test_a_hub_name_under_hf_hub_offline_is_one_line_naming_it(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import
+    with pytest.raises(FileNotFoundError) as error:
+        LLMEncoder.from_pretrained("meta-llama/not-a-model")
+    assert str(error.value) == (
+        "model 'meta-llama/not-a-model' not found locally (no such folder, not in the hub cache) and the hub is "
+        "offline (HF_HUB_OFFLINE=1); give a model folder, or download it with the hub online"
+    )
+
+
+def test_a_folder_that_exists_is_never_called_missing(tmp_path):
+    with pytest.raises(
+        ValueError, match=f"^Unrecognized model in {tmp_path}. Should have a `model_type` key"
+    ):
+        LLMEncoder.from_pretrained(tmp_path)  # an empty folder: transformers' own one-line reason

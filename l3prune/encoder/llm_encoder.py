@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import is_offline_mode
+from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -56,6 +58,30 @@ class PruneReport:
             f"pruned {self.layers_before} -> {self.layers_after} layers, "
             f"{self.params_before:,} -> {self.params_after:,} parameters ({removed:.1%} removed)"
         )
+
+
+def load_model_config(name_or_path: str | os.PathLike, **hf_kwargs):
+    """transformers' config of a model folder or hub name. A model that is neither is a one-line
+    FileNotFoundError naming it (transformers' own message spans lines and leaves the name out)."""
+    try:
+        return AutoConfig.from_pretrained(name_or_path, **hf_kwargs)
+    except OSError as error:
+        if Path(name_or_path).is_dir():
+            raise  # the folder is there: transformers says what is wrong with it
+        raise FileNotFoundError(_model_not_found(str(name_or_path), error)) from None
+
+
+def _model_not_found(name: str, error: OSError) -> str:
+    if isinstance(error.__cause__, HFValidationError):
+        return (
+            f"model {name!r} not found: no such folder, and not a model hub name ('name' or 'namespace/name')"
+        )
+    if isinstance(error.__cause__, LocalEntryNotFoundError) and is_offline_mode():
+        return (
+            f"model {name!r} not found locally (no such folder, not in the hub cache) and the hub is offline "
+            "(HF_HUB_OFFLINE=1); give a model folder, or download it with the hub online"
+        )
+    return f"model {name!r} not found locally (no such folder) nor on the hub: {str(error).splitlines()[0]}"
 
 
 def _read_json(path: Path) -> dict:
@@ -155,7 +181,7 @@ class LLMEncoder(torch.nn.Module):
             )
 
         shared = {k: hf_kwargs[k] for k in _SHARED_HF_KWARGS if k in hf_kwargs}
-        config = AutoConfig.from_pretrained(base, **shared)
+        config = load_model_config(base, **shared)
         total = config.num_hidden_layers
         keep = None
         if prune is not None:
