@@ -237,6 +237,30 @@ def test_a_local_model_is_an_input_and_a_hub_name_is_not(tmp_path):
     assert inputs == {"local": ("local.json", "pairs.jsonl", str(model)), "hub": ("hub.json", "pairs.jsonl")}
 
 
+def test_wiki1m_data_is_one_downloaded_file(tmp_path):
+    (tmp_path / "wiki.json").write_text(
+        '{"model_name_or_path": "org/model", "dataset_name": "Wiki1M", '
+        '"dataset_file_path": "cache/wiki1m_for_simcse.txt", "autoprune": "small"}'
+    )
+    models = {"wiki": {"training_config": "wiki.json", "tasks": "config/eval/demo.yaml"}}
+    pinned = {"url": "https://example.org/wiki1m.txt", "sha256": "ab" * 32}
+
+    jobs = by_rule(
+        dry_run(
+            tmp_path,
+            ["results/wiki/layerwise_loss.json"],
+            config={"models": models, "downloads": {"cache/wiki1m_for_simcse.txt": pinned}},
+        )
+    )
+
+    assert sorted(jobs) == ["download_file", "layerwise_loss"]
+    assert jobs["download_file"][0].shellcmd == (
+        f"l3prune download 'https://example.org/wiki1m.txt' --sha256 {'ab' * 32}"
+        " --out cache/wiki1m_for_simcse.txt 2>&1 | tee logs/download/cache/wiki1m_for_simcse.txt.log"
+    )
+    assert jobs["layerwise_loss"][0].input == ("wiki.json", "cache/wiki1m_for_simcse.txt")
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
