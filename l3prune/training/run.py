@@ -24,6 +24,7 @@ import torch
 from ..config import TrainConfig, check_prune_points, check_variant_name, variant_names, variant_value
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
+from ..encoder.llm_encoder import load_model_config
 from ..files import write_json
 from ..loss.utils import load_loss
 from .arguments import resolve_precision, training_arguments
@@ -190,9 +191,9 @@ def encoder_kwargs(config: TrainConfig, dtype: str | None) -> dict:
 def full_model_size(name_or_path: str) -> tuple[int, int]:
     """(layers, parameters) of the unpruned base model, counted without loading its weights."""
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
-    config = AutoConfig.from_pretrained(name_or_path)
+    config = load_model_config(name_or_path)
     with init_empty_weights():
         model = AutoModel.from_config(config)
     return config.num_hidden_layers, sum(p.numel() for p in model.parameters())
