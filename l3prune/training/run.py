@@ -90,9 +90,8 @@ def train_variant(
     """Train one variant (`prune`: None, a fraction to drop or a layer count to keep) into `folder`,
     resuming from the last checkpoint of an earlier, interrupted run."""
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
-    from .trainer import ContrastiveTrainer, load_checkpoint_weights
+    from .trainer import ContrastiveTrainer, last_checkpoint, load_checkpoint_weights
 
     folder = Path(folder)
     work = partial_folder(folder)
@@ -136,7 +135,7 @@ def train_variant(
     trainer = ContrastiveTrainer(
         encoder, load_loss(config.loss_class, scale=config.loss_scale), args, dataset, callbacks
     )
-    last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    last = last_checkpoint(args.output_dir)
     last_step = int(last.rsplit("-", 1)[1]) if last else 0
     if last and config.stop_after_n_steps is not None and last_step >= config.stop_after_n_steps:
         logger.info("variant %s: %s reached the step limit; finishing from it", name, last)
@@ -145,7 +144,12 @@ def train_variant(
     else:
         if last:
             logger.info("variant %s: resuming from %s", name, last)
-        trainer.train(resume_from_checkpoint=last)
+        try:
+            trainer.train(resume_from_checkpoint=last)
+        except BaseException:
+            if last_checkpoint(args.output_dir) is None:  # nothing to resume from: leave no folder behind
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         steps = trainer.state.global_step
     if args.should_save:
         info = dict(

@@ -46,6 +46,11 @@ class ContrastiveModel(torch.nn.Module):
         )
 
 
+def last_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
+    """The newest complete checkpoint-N in `checkpoint_dir`, or None (also when the folder does not exist)."""
+    return get_last_checkpoint(str(checkpoint_dir)) if os.path.isdir(checkpoint_dir) else None
+
+
 def load_checkpoint_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
     """Put a checkpoint's trained weights (a peft adapter, or a whole model's safetensors) into `model`."""
     checkpoint = Path(checkpoint)
@@ -96,7 +101,7 @@ class ContrastiveTrainer(Trainer):
         embeddings = model(**inputs)
         loss = self.loss_fn(*embeddings)
         if not torch.isfinite(loss):
-            last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            last = last_checkpoint(self.args.output_dir)
             raise ValueError(
                 f"training loss is {loss.item()} at step {self.state.global_step + 1}; stopped before applying it. "
                 f"Last good checkpoint: {last or 'none yet'}. Lower learning_rate, or train in bfloat16/float32 rather than float16"
