@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import logging
 import numbers
 import os
@@ -28,6 +27,7 @@ import jsonschema
 
 from .dataset.utils import DATASETS
 from .encoder.pooling import POOLING_MODES
+from .files import read_json
 from .loss.utils import LOSSES
 
 logger = logging.getLogger(__name__)
@@ -118,10 +118,7 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training config {path} does not exist")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+    raw = read_json(path)
     return parse_config(raw, source=str(path))
 
 
@@ -253,8 +250,5 @@ def load_prune_points(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prune points file {path} does not exist")
-    try:
-        points = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+    points = read_json(path)
     return dict(check_prune_points(points, source=str(path)))

@@ -109,6 +109,14 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, subdir:
     return dest
 
 
+def read_json(path: str | os.PathLike):
+    """The parsed JSON file `path`; malformed JSON is a one-line ValueError naming path:line:column."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+
+
 def write_json(path: str | os.PathLike, data) -> None:
     """Write `data` as indented JSON, atomically."""
     with atomic_output(path) as tmp:

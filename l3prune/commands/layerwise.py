@@ -94,10 +94,9 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
 
 
 def run_prune_points(args: argparse.Namespace) -> None:
-    import json
     from pathlib import Path
 
-    from ..files import write_json
+    from ..files import read_json, write_json
     from ..layerwise import select_prune_points
     from ..layerwise.plot import plot_prune_points
 
@@ -106,13 +105,16 @@ def run_prune_points(args: argparse.Namespace) -> None:
         raise FileNotFoundError(
             f"layerwise loss file {path} does not exist (write it with `l3prune layerwise-loss`)"
         )
-    curve = json.loads(path.read_text())
+    curve = read_json(path)
     losses = curve.get("losses") if isinstance(curve, dict) else None
     if not isinstance(losses, list) or not all(isinstance(x, (int, float)) for x in losses):
         raise ValueError(
             f"{path}: no 'losses' list of numbers (one per layer count); is it `l3prune layerwise-loss` output?"
         )
-    small, large = select_prune_points(losses)
+    try:
+        small, large = select_prune_points(losses)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     if args.plot:
         from ..files import atomic_output
 
