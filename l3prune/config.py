@@ -19,6 +19,7 @@ import difflib
 import logging
 import numbers
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,11 +107,23 @@ def seed_keys() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig) if "schema" in f.metadata]
 
 
-def training_argument_names() -> set[str]:
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+
+
+def training_argument_schemas() -> dict[str, dict]:
+    """TrainingArguments field -> JSON schema of its type. Fields of plain types (bool, int, float, str,
+    None) are checked with the seed's keys: TrainingArguments itself takes learning_rate="fast" and
+    fails only mid-training; other fields ({}) are left to TrainingArguments."""
     # transformers.training_args imports torch, accelerate and peft: seconds, so only when a config is read
     from transformers import TrainingArguments
 
-    return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    schemas = {}
+    for f in dataclasses.fields(TrainingArguments):
+        if f.init:
+            types = typing.get_args(f.type) or (f.type,)
+            plain = all(isinstance(t, type) and t in _JSON_TYPES for t in types)
+            schemas[f.name] = {"type": [_JSON_TYPES[t] for t in types]} if plain else {}
+    return schemas
 
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
@@ -127,7 +140,8 @@ def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{source}: a training config is a JSON object of keys, not a {type(raw).__name__}")
     own = set(seed_keys())
-    trainer_keys = training_argument_names()
+    trainer_schemas = training_argument_schemas()
+    trainer_keys = trainer_schemas.keys()
     for key in raw:
         if key not in own and key not in trainer_keys and key not in IGNORED_SEED_KEYS:
             close = difflib.get_close_matches(key, own, n=1) or difflib.get_close_matches(
@@ -144,9 +158,8 @@ def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
     values = {k: v for k, v in raw.items() if k in own}
     schema = {
         "type": "object",
-        "properties": {
-            f.name: f.metadata["schema"] for f in dataclasses.fields(TrainConfig) if "schema" in f.metadata
-        },
+        "properties": trainer_schemas
+        | {f.name: f.metadata["schema"] for f in dataclasses.fields(TrainConfig) if "schema" in f.metadata},
         "required": [
             f.name
             for f in dataclasses.fields(TrainConfig)
@@ -155,7 +168,8 @@ def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
             and f.default_factory is dataclasses.MISSING
         ],
     }
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(values))
+    checked = {k: v for k, v in raw.items() if k in own or k in trainer_keys}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(checked))
     if error is not None:
         if error.validator == "required":
             raise ValueError(
