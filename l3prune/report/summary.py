@@ -12,12 +12,11 @@ the most parameters to the fewest.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_output
+from ..files import atomic_output, read_json
 
 MTEB_FILE = "mteb.json"
 MODEL_INFO_FILE = "model/model_info.json"
@@ -39,10 +38,7 @@ class VariantResult:
 def _read_record(path: Path, needed: tuple[str, ...], written_by: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; it is written by `{written_by}`")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+    data = read_json(path)
     missing = [key for key in needed if key not in data]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}; is it the file written by `{written_by}`?")
