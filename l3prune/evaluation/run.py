@@ -41,7 +41,8 @@ def resolve_tasks(config: EvalConfig) -> list:
         try:
             tasks.append(mteb.get_task(name))
         except KeyError as e:
-            raise ValueError(f"unknown MTEB task {name!r}: {e.args[0]}") from None
+            # mteb's message starts with its own "KeyError: ", which the CLI line need not repeat
+            raise ValueError(f"unknown MTEB task {name!r}: {e.args[0].removeprefix('KeyError: ')}") from None
     tasks += [build_local_task(spec) for spec in config.local_tasks]
     unique = {task.metadata.name: task for task in tasks}  # a named task may also be in the benchmark
     return list(unique.values())
