@@ -145,3 +145,26 @@ def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
         "Nothing to be done (all requested files are present and up to date)."
         in second.stdout + second.stderr
     )
+
+
+@pytest.mark.slow
+def test_config_paths_with_spaces_and_semicolons_reach_commands_intact(workdir, tiny_llama):
+    """Config values that reach shell commands are quoted: such paths work and inject nothing."""
+    import shutil
+
+    odd = workdir / "my configs; touch INJECTED"
+    odd.mkdir()
+    model = odd / "tiny model; touch INJECTED"
+    shutil.copytree(tiny_llama, model)
+    train = json.loads((workdir / "train.json").read_text())
+    (odd / "train $(touch INJECTED).json").write_text(json.dumps(dict(train, model_name_or_path=str(model))))
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    config["models"]["tiny"]["training_config"] = "my configs; touch INJECTED/train $(touch INJECTED).json"
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+
+    run = snakemake(workdir, "results/tiny/prune_points.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((workdir / "results/tiny/prune_points.json").read_text())["num_layers"] == 4
+    loss = json.loads((workdir / "results/tiny/layerwise_loss.json").read_text())
+    assert loss["model"] == str(model)
+    assert not list(workdir.rglob("INJECTED"))

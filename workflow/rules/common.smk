@@ -76,10 +76,11 @@ def train_inputs(wildcards):
 
 
 def prune_points_option(wildcards, input):
-    """The train command's prune points option (empty for variants that need none)."""
+    """The train command's prune points option (none for variants that need none), as words
+    for the shell to quote."""
     if "prune_points" not in input.keys():
-        return ""
-    return f" --prune-points {input.prune_points}"
+        return []
+    return ["--prune-points", input.prune_points]
 
 
 def local_task_files(wildcards):
@@ -123,12 +124,12 @@ def downloads(archive):
 
 
 def sha256_option(path):
-    """The download command's sha256 option (empty while the digest is not pinned)."""
+    """The download command's sha256 option (none while the digest is not pinned)."""
     sha256 = DOWNLOADS[path]["sha256"]
-    return f" --sha256 {sha256}" if sha256 else ""
+    return ["--sha256", sha256] if sha256 else []
 
 
 def subdir_option(path):
-    """The download command's option naming the archive folder to keep (empty: all of it)."""
+    """The download command's option naming the archive folder to keep (none: all of it)."""
     folder = DOWNLOADS[path].get("archive_folder")
-    return f" --subdir {folder}" if folder else ""
+    return ["--subdir", folder] if folder else []

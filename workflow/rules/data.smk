@@ -9,7 +9,7 @@ rule demo_assets:
     params:
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "l3prune demo-assets --out {params.out} 2>&1 | tee {log}"
+        "l3prune demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
 
 
 rule download_file:
@@ -23,7 +23,7 @@ rule download_file:
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),
     shell:
-        "l3prune download '{params.url}'{params.sha256} --out {output} 2>&1 | tee {log}"
+        "l3prune download {params.url:q} {params.sha256:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule download_archive:
@@ -39,5 +39,5 @@ rule download_archive:
         archive=lambda wildcards: DOWNLOADS[wildcards.path]["archive"],
         subdir=lambda wildcards: subdir_option(wildcards.path),
     shell:
-        "l3prune download '{params.url}'{params.sha256} --out {params.archive}"
-        " --extract {output}{params.subdir} 2>&1 | tee {log}"
+        "l3prune download {params.url:q} {params.sha256:q} --out {params.archive:q}"
+        " --extract {output:q} {params.subdir:q} 2>&1 | tee {log:q}"

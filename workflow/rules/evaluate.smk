@@ -13,5 +13,5 @@ rule evaluate:
         mem_mb=job_resource("evaluate", "mem_mb"),
         runtime=job_resource("evaluate", "runtime"),
     shell:
-        "l3prune evaluate {input.model} --tasks {input.tasks} --out {output}"
-        " --name l3prune/{wildcards.model}-{wildcards.variant} 2>&1 | tee {log}"
+        "l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant} 2>&1 | tee {log:q}"

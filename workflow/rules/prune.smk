@@ -11,7 +11,7 @@ rule layerwise_loss:
         mem_mb=job_resource("layerwise_loss", "mem_mb"),
         runtime=job_resource("layerwise_loss", "runtime"),
     shell:
-        "l3prune layerwise-loss {input.config} --out {output} 2>&1 | tee {log}"
+        "l3prune layerwise-loss {input.config:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule prune_points:
@@ -28,5 +28,5 @@ rule prune_points:
     log:
         "logs/{model}/prune_points.log",
     shell:
-        "l3prune prune-points {input} --out {output.points} --plot {output.plot}"
-        " 2>&1 | tee {log}"
+        "l3prune prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
+        " 2>&1 | tee {log:q}"

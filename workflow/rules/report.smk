@@ -18,7 +18,7 @@ rule report:
     log:
         "logs/{model}/report.log",
     params:
-        variants=lambda wildcards: " ".join(variants(wildcards.model)),
+        variants=lambda wildcards: variants(wildcards.model),
     shell:
         "l3prune report results/{wildcards.model} --out-dir results/{wildcards.model}"
-        " --variants {params.variants} 2>&1 | tee {log}"
+        " --variants {params.variants:q} 2>&1 | tee {log:q}"

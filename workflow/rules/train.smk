@@ -15,5 +15,5 @@ rule train:
     params:
         prune_points=prune_points_option,
     shell:
-        "l3prune train {input.config} --variant {wildcards.variant}{params.prune_points}"
-        " --output-dir {output} 2>&1 | tee {log}"
+        "l3prune train {input.config:q} --variant {wildcards.variant} {params.prune_points:q}"
+        " --output-dir {output:q} 2>&1 | tee {log:q}"
