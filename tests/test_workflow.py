@@ -153,7 +153,7 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     trains = {job.wildcards["variant"]: job for job in jobs if job.rule == "train"}
     assert "--prune-points" not in trains["full"].shellcmd
     assert trains["p25"].shellcmd == (
-        "l3prune train config/training/demo.json --variant p25 --output-dir results/demo/p25/model"
+        "l3prune train config/training/demo.json --variant p25  --output-dir results/demo/p25/model"
         " 2>&1 | tee logs/demo/p25/train.log"
     )
     assert trains["p25"].input == (
@@ -255,7 +255,7 @@ def test_wiki1m_data_is_one_downloaded_file(tmp_path):
 
     assert sorted(jobs) == ["download_file", "layerwise_loss"]
     assert jobs["download_file"][0].shellcmd == (
-        f"l3prune download 'https://example.org/wiki1m.txt' --sha256 {'ab' * 32}"
+        f"l3prune download https://example.org/wiki1m.txt --sha256 {'ab' * 32}"
         " --out cache/wiki1m_for_simcse.txt 2>&1 | tee logs/download/cache/wiki1m_for_simcse.txt.log"
     )
     assert jobs["layerwise_loss"][0].input == ("wiki.json", "cache/wiki1m_for_simcse.txt")
