@@ -58,19 +58,26 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     from l3prune import LLMEncoder
 
     texts = real_texts(Path(args.tasks), args.texts)
     encoder = LLMEncoder.from_pretrained(args.model, pooling_mode="mean", max_length=512)
-    transformer = models.Transformer(args.model, max_seq_length=512)
+    # plain text in, as ours: with a chat template, sentence-transformers 6 would wrap every text in it
+    transformer = Transformer(
+        args.model,
+        max_seq_length=512,
+        modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+        module_output_name="token_embeddings",
+    )
     if transformer.tokenizer.pad_token is None:
         transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
-    st = SentenceTransformer(
-        modules=[transformer, models.Pooling(transformer.get_word_embedding_dimension(), "mean")]
-    )
+    st = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
     print(f"torch threads: {torch.get_num_threads()}, {len(texts)} texts, batch {args.batch_size}")
+    same = (encoder.encode(texts[:8]) - st.encode(texts[:8], convert_to_tensor=True).cpu()).abs().max().item()
+    print(f"same work: max |difference| between the two libraries' embeddings {same:.1e}")
 
     t_st = best_time(lambda: st.encode(texts, batch_size=args.batch_size), args.repeats)
     t_ours = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)

@@ -59,6 +59,8 @@ class TrainConfig:
     max_seq_length: int = _key(_POSITIVE_INT, 512)
     torch_dtype: str | None = _key({"enum": ["auto", "bfloat16", "float16", "float32", None]}, None)
     attn_implementation: str | None = _key(_OPTIONAL_STRING, None)
+    # a model's own Python code from the hub runs only when a config asks for it
+    trust_remote_code: bool = _key({"type": "boolean"}, False)
     # data
     dataset_name: str = _key({"enum": list(DATASETS)}, "E5")
     dataset_file_path: str = _key({"type": "string", "minLength": 1})
@@ -92,6 +94,8 @@ class TrainConfig:
             kwargs["dtype"] = self.torch_dtype
         if self.attn_implementation is not None:
             kwargs["attn_implementation"] = self.attn_implementation
+        if self.trust_remote_code:
+            kwargs["trust_remote_code"] = True
         return kwargs
 
     @property

@@ -242,3 +242,11 @@ def test_prune_points_file(tmp_path):
         ValueError, match="need small <= large <= num_layers, got small=9, large=40, num_layers=32"
     ):
         load_prune_points(path)
+
+
+def test_remote_code_is_off_unless_the_config_opts_in():
+    from l3prune.config import parse_config
+
+    base = {"model_name_or_path": "m", "dataset_file_path": "d"}
+    assert "trust_remote_code" not in parse_config(base).encoder_kwargs()  # the encoder's default: off
+    assert parse_config(dict(base, trust_remote_code=True)).encoder_kwargs()["trust_remote_code"] is True

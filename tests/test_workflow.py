@@ -126,7 +126,7 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     )
     assert evaluate.shellcmd == (
         "l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v2.yaml"
-        " --out results/llama3/small/mteb.json --name l3prune/llama3-small 2>&1 | tee logs/llama3/small/evaluate.log"
+        " --out results/llama3/small/mteb.json --name l3prune/llama3-small  2>&1 | tee logs/llama3/small/evaluate.log"
     )
     # the GPU steps ask for what config.yaml gives; light steps take the defaults
     paper = yaml.safe_load((REPO / "config/config.yaml").read_text())["models"]["llama3"]["resources"]
@@ -361,3 +361,13 @@ def test_slurm_profile_is_found_from_the_repository_root():
     profile = yaml.safe_load((REPO / "slurm/config.yaml").read_text())
     assert (profile["executor"], profile["slurm-status-command"]) == ("slurm", "squeue")
     assert profile["jobs"] >= 1  # a cluster executor needs it
+
+
+def test_remote_code_runs_only_when_the_training_config_opts_in(tmp_path):
+    paper = json.loads((REPO / "config/training/Phi3.json").read_text())
+    (tmp_path / "remote.json").write_text(json.dumps(dict(paper, trust_remote_code=True)))
+    target = ["results/phi3/full/mteb.json"]
+    default = by_rule(dry_run(tmp_path, target))["evaluate"][0]
+    opted_in = by_rule(dry_run(tmp_path, target, {"models": {"phi3": {"training_config": "remote.json"}}}))
+    assert "--trust-remote-code" not in default.shellcmd
+    assert "--name l3prune/phi3-full --trust-remote-code 2>&1" in opted_in["evaluate"][0].shellcmd

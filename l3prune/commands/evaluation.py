@@ -33,6 +33,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: the checkpoint's)")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the model's own Python code from the hub (off unless given; the workflow passes it "
+        "when the training config sets trust_remote_code)",
+    )
     p.set_defaults(func=run_evaluate)
 
 
@@ -69,6 +75,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
     hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
+    if args.trust_remote_code:
+        hf_kwargs["trust_remote_code"] = True
     encoder = LLMEncoder.from_pretrained(args.variant, num_layers=args.num_layers, **hf_kwargs)
     encoder.model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     summary = evaluate(

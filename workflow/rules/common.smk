@@ -133,3 +133,8 @@ def subdir_option(path):
     """The download command's option naming the archive folder to keep (none: all of it)."""
     folder = DOWNLOADS[path].get("archive_folder")
     return ["--subdir", folder] if folder else []
+
+
+def remote_code_option(wildcards):
+    """`--trust-remote-code` only for a model whose training config opts in."""
+    return ["--trust-remote-code"] if training_config(wildcards.model).trust_remote_code else []

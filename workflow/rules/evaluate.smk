@@ -12,6 +12,9 @@ rule evaluate:
         gpu=job_resource("evaluate", "gpu"),
         mem_mb=job_resource("evaluate", "mem_mb"),
         runtime=job_resource("evaluate", "runtime"),
+    params:
+        remote_code=remote_code_option,
     shell:
         "l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
-        " --name l3prune/{wildcards.model}-{wildcards.variant} 2>&1 | tee {log:q}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant} {params.remote_code:q}"
+        " 2>&1 | tee {log:q}"
