@@ -20,7 +20,6 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-import torch
 import yaml
 
 from l3prune.cli import main
@@ -366,15 +365,6 @@ CASES = [
         r"config key 'run': lama3 not defined under 'models' \(defined: demo, llama3, mistral, qwen2, phi3\)",
     ),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread on a busy machine (see test_training.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

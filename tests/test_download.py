@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from l3prune.assets.download import download
-from l3prune.files import atomic_output, extract_archive
 from l3prune.cli import main
+from l3prune.files import atomic_output, extract_archive
 
 PAYLOAD = random.Random(0).randbytes(300_000)
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
-from threadpoolctl import threadpool_limits
 
 from l3prune import LLMEncoder
 from l3prune.evaluation.run import evaluate
@@ -20,16 +19,6 @@ WORDS = "the model layer text query document passage retrieve question answer en
 
 def sentence(i: int) -> str:
     return " ".join(WORDS[(i * 5 + j) % len(WORDS)] for j in range(3 + i % 4))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models and small k-means runs are far slower with threads fighting over shared cores
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -23,16 +23,6 @@ WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron
 NUM_SAMPLES = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy 2-core machine two threads spin against each other
-    (measured: a 6-step run in 1 s on one thread, 55 s on two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Killed(Exception):
     """Stands in for the process being killed."""
 

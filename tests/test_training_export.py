@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from test_training import one_thread  # noqa: F401 -- autouse fixture
 from transformers import AutoModel
 
 from l3prune import LLMEncoder
