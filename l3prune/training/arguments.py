@@ -59,6 +59,10 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, b
         remove_unused_columns=False,
         train_sampling_strategy="sequential",
     )
+    if not torch.cuda.is_available() and launched_processes() > 1:
+        # without it accelerate finds no device backend and each process trains alone as process 0 of 1,
+        # all writing the same checkpoints: gloo on CPUs
+        kwargs.setdefault("use_cpu", True)
     kwargs.setdefault("report_to", "none")
     kwargs.setdefault("dataloader_pin_memory", torch.cuda.is_available())
     kwargs.setdefault("ddp_find_unused_parameters", False)  # every adapter weight is used at every step
@@ -66,3 +70,8 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, b
         return TrainingArguments(**kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{config.source}: invalid training arguments: {e}") from None
+
+
+def launched_processes() -> int:
+    """How many processes the launcher (torchrun, accelerate launch) started for this job; 1 when run directly."""
+    return int(os.environ.get("WORLD_SIZE", "1"))

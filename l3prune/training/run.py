@@ -129,6 +129,15 @@ def train_variant(
         effective_batch_size=args.train_batch_size * args.world_size,  # one global batch = one block
         seed=args.seed,
     )
+    if args.world_size > 1:
+        logger.info(
+            "variant %s: process %d of %d, global batch %d (%d per process)",
+            name,
+            args.process_index + 1,
+            args.world_size,
+            args.train_batch_size * args.world_size,
+            args.train_batch_size,
+        )
     callbacks = [TrainingLogCSV(work / "training_log.csv")]
     if config.stop_after_n_steps is not None:
         callbacks.append(StopAfterSteps(config.stop_after_n_steps))
@@ -147,7 +156,8 @@ def train_variant(
         try:
             trainer.train(resume_from_checkpoint=last)
         except BaseException:
-            if last_checkpoint(args.output_dir) is None:  # nothing to resume from: leave no folder behind
+            # nothing to resume from: leave no folder behind (the main process alone touches the folders)
+            if args.should_save and last_checkpoint(args.output_dir) is None:
                 shutil.rmtree(work, ignore_errors=True)
             raise
         steps = trainer.state.global_step
