@@ -49,7 +49,7 @@ def run_step(model, features, with_negatives):
 
 
 def worker(rank, port, out_dir):
-    torch.set_num_threads(1)  # a forked child must not use the parent's OpenMP pool: it hangs
+    torch.set_num_threads(1)  # two ranks share the cores
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
         model = DistributedDataParallel(make_model())
@@ -69,7 +69,8 @@ def free_port() -> int:
 
 
 def test_gathered_loss_and_ddp_gradients_equal_one_process_on_the_whole_batch(tmp_path):
-    mp.start_processes(worker, args=(free_port(), tmp_path), nprocs=WORLD, start_method="fork")
+    # spawn, not fork: a fork of a process that has run many tests (threads, locks held) can hang
+    mp.start_processes(worker, args=(free_port(), tmp_path), nprocs=WORLD, start_method="spawn")
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD)]
     model = make_model()
     for case, (*rows, with_negatives) in enumerate(CASES):
