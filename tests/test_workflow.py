@@ -270,9 +270,18 @@ def test_wiki1m_data_is_one_downloaded_file(tmp_path):
             "'two' is not of type 'integer'\n\nFailed validating 'type' in schema",
         ),
         (
-            {"models": {"demo": {"resources": {"train": {"gpus": 1}}}}},
+            {"models": {"demo": {"resources": {"evaluate": {"gpus": 1}}}}},
             "'gpus' is not one of ['gpu', 'threads', 'mem_mb', 'runtime']",
         ),
+        (
+            {"models": {"demo": {"resources": {"train": {"gpus": 1}}}}},
+            "'gpus' is not one of ['gpu', 'threads', 'mem_mb', 'runtime', 'processes']",
+        ),
+        (
+            {"models": {"demo": {"resources": {"evaluate": {"processes": 2}}}}},
+            "'processes' is not one of ['gpu', 'threads', 'mem_mb', 'runtime']",
+        ),
+        ({"models": {"demo": {"resources": {"train": {"processes": 0}}}}}, "0 is less than the minimum of 1"),
         ({"models": {"demo": {"resources": {"train": {"gpu": -1}}}}}, "-1 is less than the minimum of 0"),
         ({"models": {"mine": {"tasks": "t.yaml"}}}, "'training_config' is a required property"),
         ({"models": {"a/b": {"training_config": "c.json", "tasks": "t.yaml"}}}, "'a/b' does not match"),
@@ -371,3 +380,33 @@ def test_remote_code_runs_only_when_the_training_config_opts_in(tmp_path):
     opted_in = by_rule(dry_run(tmp_path, target, {"models": {"phi3": {"training_config": "remote.json"}}}))
     assert "--trust-remote-code" not in default.shellcmd
     assert "--name l3prune/phi3-full --trust-remote-code 2>&1" in opted_in["evaluate"][0].shellcmd
+
+
+@pytest.mark.parametrize(
+    ("train_job", "launcher"),
+    [
+        ({"gpu": 1}, "l3prune"),
+        ({"gpu": 2}, "torchrun --standalone --nproc_per_node 2 -m l3prune.cli"),
+        ({"gpu": 4, "processes": 2}, "torchrun --standalone --nproc_per_node 2 -m l3prune.cli"),
+        ({"gpu": 0, "processes": 2}, "torchrun --standalone --nproc_per_node 2 -m l3prune.cli"),
+        ({"gpu": 2, "processes": 1}, "l3prune"),
+    ],
+)
+def test_train_runs_one_process_per_gpu_under_torchrun(tmp_path, train_job, launcher):
+    config = {"models": {"llama3": {"resources": {"train": {**train_job, "threads": 8}}}}}
+    (train,) = by_rule(dry_run(tmp_path, ["results/llama3/full/model"], config))["train"]
+    assert train.shellcmd == (
+        f"{launcher} train config/training/MetaLlama3.json --variant full  --output-dir results/llama3/full/model"
+        " 2>&1 | tee logs/llama3/full/train.log"
+    )
+    assert train.resources["gpu"] == train_job["gpu"]
+
+
+def test_more_training_processes_than_gpus_is_refused(tmp_path):
+    config = {"models": {"llama3": {"resources": {"train": {"gpu": 2, "processes": 3}}}}}
+    with pytest.raises(ValueError) as error:
+        dry_run(tmp_path, ["results/llama3/full/model"], config)
+    assert str(error.value) == (
+        "config key 'models.llama3.resources.train.processes': 3 processes for 2 GPUs; each process needs a GPU "
+        "of its own (at most 2, or gpu: 0 to run them on the CPU)"
+    )

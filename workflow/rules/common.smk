@@ -118,6 +118,39 @@ def job_resource(step, key):
     return get
 
 
+def train_processes(model):
+    """How many training processes a model's train job runs: `resources.train.processes`, or
+    one per GPU when the job asks for several."""
+    job = MODELS[model]["resources"]["train"]
+    return job.get("processes", job["gpu"] if job["gpu"] > 1 else 1)
+
+
+for _model, _spec in MODELS.items():
+    _train_job = _spec["resources"]["train"]
+    if 0 < _train_job["gpu"] < train_processes(_model):
+        raise ValueError(
+            f"config key 'models.{_model}.resources.train.processes': {train_processes(_model)} processes "
+            f"for {_train_job['gpu']} GPUs; each process needs a GPU of its own (at most {_train_job['gpu']}, "
+            "or gpu: 0 to run them on the CPU)"
+        )
+
+
+def train_launcher(wildcards):
+    """The command a train job runs `l3prune` with: plain for one process, else torchrun starting
+    that many on this node (a free port each, so jobs sharing a node do not collide)."""
+    processes = train_processes(wildcards.model)
+    if processes == 1:
+        return ["l3prune"]
+    return [
+        "torchrun",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+        "l3prune.cli",
+    ]
+
+
 def downloads(archive):
     """The configured download paths that are archives (archive=True) or plain files."""
     return [path for path, spec in DOWNLOADS.items() if ("archive" in spec) == archive]

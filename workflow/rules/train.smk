@@ -13,7 +13,8 @@ rule train:
         mem_mb=job_resource("train", "mem_mb"),
         runtime=job_resource("train", "runtime"),
     params:
+        launcher=train_launcher,
         prune_points=prune_points_option,
     shell:
-        "l3prune train {input.config:q} --variant {wildcards.variant} {params.prune_points:q}"
+        "{params.launcher:q} train {input.config:q} --variant {wildcards.variant} {params.prune_points:q}"
         " --output-dir {output:q} 2>&1 | tee {log:q}"
