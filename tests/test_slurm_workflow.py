@@ -15,7 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 from slurm.cluster import wait_until
-from test_workflow_e2e import REPO, snakemake, workdir  # noqa: F401  (workdir: a fixture, used below)
+from test_workflow_e2e import (  # noqa: F401  (workdir: a fixture, used below)
+    REPO,
+    assert_trained_by_two_processes,
+    set_train_job,
+    snakemake,
+    workdir,
+)
 
 pytest_plugins = ["slurm.fixtures"]
 
@@ -144,3 +150,16 @@ def test_a_training_job_cancelled_mid_way_resumes_from_its_checkpoint(slurm_clus
         ("rule_train_wildcards_tiny_full", "CANCELLED"),
         ("rule_train_wildcards_tiny_full", "COMPLETED"),
     ]
+
+
+@pytest.mark.slow
+def test_a_training_job_with_two_gpus_runs_two_processes_in_one_slurm_job(slurm_cluster, workdir):  # noqa: F811
+    set_train_job(workdir, gpu=2)  # the node's two fake GPUs: 2 processes, on its CPUs
+    run = snakemake(workdir, *SLURM_ARGS, "results/tiny/full/model")
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    (job,) = slurm_jobs(slurm_cluster, workdir)
+    assert (job["Comment"], job["JobState"], job["TresPerJob"]) == (
+        "rule_train_wildcards_tiny_full", "COMPLETED", "gres:gpu:2",
+    )  # fmt: skip
+    assert_trained_by_two_processes(workdir)

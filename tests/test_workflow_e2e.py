@@ -170,21 +170,29 @@ def test_config_paths_with_spaces_and_semicolons_reach_commands_intact(workdir, 
     assert not list(workdir.rglob("INJECTED"))
 
 
-@pytest.mark.slow
-def test_train_job_with_two_processes_trains_on_the_global_batch(workdir):
-    """`processes: 2` (here without GPUs) launches 2 training processes in the one train job: 32 pairs
-    in global batches of 2 x 4 take 4 steps per epoch, not 8."""
+def set_train_job(workdir, **train_job):
+    """Train `full` for one whole epoch (8 batches of 4 pairs in one process), with `train_job` in its resources."""
     train = json.loads((workdir / "train.json").read_text())
     del train["stop_after_n_steps"]
     (workdir / "train.json").write_text(json.dumps(dict(train, num_train_epochs=1)))
     config = yaml.safe_load((workdir / "tiny.yaml").read_text())
     resources = config["models"]["tiny"]["resources"]
-    resources["train"] = dict(resources["train"], processes=2)  # the fixture's steps share one mapping
+    resources["train"] = dict(resources["train"], **train_job)  # the fixture's steps share one mapping
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
 
-    run = snakemake(workdir, "results/tiny/full/model")
-    assert run.returncode == 0, run.stderr[-3000:]
+
+def assert_trained_by_two_processes(workdir):
+    """32 pairs in global batches of 2 x 4 take 4 steps, not 8; each process says so."""
     assert json.loads((workdir / "results/tiny/full/model/model_info.json").read_text())["steps"] == 4
     log = (workdir / "logs/tiny/full/train.log").read_text()
     for rank in (1, 2):
         assert f"variant full: process {rank} of 2, global batch 8 (4 per process)" in log
+
+
+@pytest.mark.slow
+def test_train_job_with_two_processes_trains_on_the_global_batch(workdir):
+    """`processes: 2` (here without GPUs) launches 2 training processes in the one train job."""
+    set_train_job(workdir, processes=2)
+    run = snakemake(workdir, "results/tiny/full/model")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_trained_by_two_processes(workdir)
