@@ -390,7 +390,7 @@ def test_cli_trains_one_variant_into_the_given_folder(tiny_llama, pairs, tmp_pat
             "(accepted: the seed's keys attn_implementation, autoprune, dataset_file_path, dataset_name, "
             "l3prune_batch_size, l3prune_num_batches, lora_alpha, lora_dropout, lora_r, loss_class, loss_scale, "
             "max_seq_length, model_name_or_path, percent_prune, pooling_mode, stop_after_n_steps, torch_dtype, "
-            "use_adapter and any transformers TrainingArguments field)\n"
+            "trust_remote_code, use_adapter and any transformers TrainingArguments field)\n"
         )
     )
 

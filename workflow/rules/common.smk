@@ -170,4 +170,8 @@ def subdir_option(path):
 
 def remote_code_option(wildcards):
     """`--trust-remote-code` only for a model whose training config opts in."""
-    return ["--trust-remote-code"] if training_config(wildcards.model).trust_remote_code else []
+    return (
+        ["--trust-remote-code"]
+        if training_config(wildcards.model).trust_remote_code
+        else []
+    )
