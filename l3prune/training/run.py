@@ -97,7 +97,7 @@ def train_variant(
     work = partial_folder(folder)
     dtype, bf16, fp16 = resolve_precision(config)
     args = training_arguments(config, work / "checkpoints", bf16, fp16)
-    layers_before, params_before = full_model_size(config.model_name_or_path)
+    layers_before, params_before = full_model_size(config.model_name_or_path, config.trust_remote_code)
     if prune_points is not None and prune_points["num_layers"] != layers_before:
         raise ValueError(
             f"the prune points were computed for a {prune_points['num_layers']}-layer model, "
@@ -202,14 +202,14 @@ def encoder_kwargs(config: TrainConfig, dtype: str | None) -> dict:
     return kwargs
 
 
-def full_model_size(name_or_path: str) -> tuple[int, int]:
+def full_model_size(name_or_path: str, trust_remote_code: bool = False) -> tuple[int, int]:
     """(layers, parameters) of the unpruned base model, counted without loading its weights."""
     from accelerate import init_empty_weights
     from transformers import AutoModel
 
-    config = load_model_config(name_or_path)
+    config = load_model_config(name_or_path, trust_remote_code=trust_remote_code)
     with init_empty_weights():
-        model = AutoModel.from_config(config)
+        model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
     return config.num_hidden_layers, sum(p.numel() for p in model.parameters())
 
 
