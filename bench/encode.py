@@ -35,15 +35,18 @@ def best_time(fn, repeats: int) -> float:
 
 
 def peak_rss_of_load(model: str, num_layers: int | None) -> float:
-    """Peak resident memory (MB) of a fresh process that loads the model in bf16 and encodes once."""
+    """Peak resident memory (MB) of a fresh process that loads the model in bf16 and encodes once.
+
+    VmHWM, not ru_maxrss: the latter survives fork + exec, so a child would report its parent's peak.
+    """
     code = (
-        "import resource, torch; from l3prune import LLMEncoder;"
+        "import torch; from l3prune import LLMEncoder;"
         f"e = LLMEncoder.from_pretrained({model!r}, dtype=torch.bfloat16, num_layers={num_layers!r});"
         "e.encode(['a short text']);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:
