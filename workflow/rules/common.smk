@@ -9,9 +9,6 @@ import yaml
 from l3prune.config import load_config, variant_names
 from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES
 
-# With --use-conda every job runs in this existing, named environment (create it once, see
-# docs/workflow.md); without --use-conda jobs run in the environment Snakemake runs in.
-CONDA_ENV = "l3prune"
 MODELS = config["models"]
 DOWNLOADS = config["downloads"]
 DEMO = config["demo_assets"]

@@ -6,8 +6,6 @@ rule demo_assets:
         manifest=f"{DEMO}/MANIFEST.json",
     log:
         "logs/demo_assets.log",
-    conda:
-        CONDA_ENV
     params:
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
@@ -21,8 +19,6 @@ rule download_file:
         "logs/download/{path}.log",
     wildcard_constraints:
         path=one_of(downloads(archive=False)),
-    conda:
-        CONDA_ENV
     params:
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),
@@ -37,8 +33,6 @@ rule download_archive:
         "logs/download/{path}.log",
     wildcard_constraints:
         path=one_of(downloads(archive=True)),
-    conda:
-        CONDA_ENV
     params:
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),

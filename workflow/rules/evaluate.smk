@@ -7,8 +7,6 @@ rule evaluate:
         "results/{model}/{variant}/mteb.json",
     log:
         "logs/{model}/{variant}/evaluate.log",
-    conda:
-        CONDA_ENV
     threads: job_resource("evaluate", "threads")
     resources:
         gpu=job_resource("evaluate", "gpu"),

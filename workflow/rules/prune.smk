@@ -5,8 +5,6 @@ rule layerwise_loss:
         "results/{model}/layerwise_loss.json",
     log:
         "logs/{model}/layerwise_loss.log",
-    conda:
-        CONDA_ENV
     threads: job_resource("layerwise_loss", "threads")
     resources:
         gpu=job_resource("layerwise_loss", "gpu"),
@@ -29,8 +27,6 @@ rule prune_points:
         ),
     log:
         "logs/{model}/prune_points.log",
-    conda:
-        CONDA_ENV
     shell:
         "l3prune prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
         " 2>&1 | tee {log:q}"

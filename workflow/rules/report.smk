@@ -17,8 +17,6 @@ rule report:
         ),
     log:
         "logs/{model}/report.log",
-    conda:
-        CONDA_ENV
     params:
         variants=lambda wildcards: variants(wildcards.model),
     shell:

@@ -7,8 +7,6 @@ rule train:
         directory("results/{model}/{variant}/model"),
     log:
         "logs/{model}/{variant}/train.log",
-    conda:
-        CONDA_ENV
     threads: job_resource("train", "threads")
     resources:
         gpu=job_resource("train", "gpu"),
