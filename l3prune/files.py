@@ -109,10 +109,17 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, subdir:
     return dest
 
 
-def read_json(path: str | os.PathLike):
-    """The parsed JSON file `path`; malformed JSON is a one-line ValueError naming path:line:column."""
+_REQUIRED = object()
+
+
+def read_json(path: str | os.PathLike, if_missing=_REQUIRED):
+    """The parsed JSON file `path` (`if_missing` when given and there is no such file); malformed
+    JSON is a one-line ValueError naming path:line:column."""
+    path = Path(path)
+    if if_missing is not _REQUIRED and not path.is_file():
+        return if_missing
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
 

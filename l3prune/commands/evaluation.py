@@ -46,14 +46,11 @@ def default_name(source: str, encoder, num_layers: int | None) -> str:
     """l3prune/<base model>-<variant>. A trained variant folder says both in its model_info.json;
     another saved encoder folder is named after itself; a plain model is `full`, or `lK` when cut
     to K layers (the project's variant names)."""
-    import json
-
     from ..encoder.llm_encoder import SETTINGS_FILE
+    from ..files import read_json
 
     folder = Path(source)
-    info = (
-        json.loads((folder / "model_info.json").read_text()) if (folder / "model_info.json").is_file() else {}
-    )
+    info = read_json(folder / "model_info.json", if_missing={})
     base = info.get("base_model") or encoder.base_model_name_or_path
     if "variant" in info:
         variant = info["variant"]

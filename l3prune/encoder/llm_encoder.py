@@ -19,6 +19,7 @@ from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from ..files import read_json
 from .inputs import Input, InputBuilder
 from .layers import decoder_layers, final_norm, keep_first_layers, layers_to_keep, truncate_config
 from .pooling import check_pooling_mode, pool
@@ -82,10 +83,6 @@ def _model_not_found(name: str, error: OSError) -> str:
             "(HF_HUB_OFFLINE=1); give a model folder, or download it with the hub online"
         )
     return f"model {name!r} not found locally (no such folder) nor on the hub: {str(error).splitlines()[0]}"
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @contextlib.contextmanager
@@ -155,8 +152,8 @@ class LLMEncoder(torch.nn.Module):
         if "gguf_file" not in hf_kwargs:  # pickled .bin weights can run code when loaded
             hf_kwargs.setdefault("use_safetensors", True)
         folder = Path(name_or_path)
-        saved = _read_json(folder / SETTINGS_FILE)
-        adapter_config = _read_json(folder / "adapter_config.json")
+        saved = read_json(folder / SETTINGS_FILE, if_missing={})
+        adapter_config = read_json(folder / "adapter_config.json", if_missing={})
         explicit = dict(
             pooling_mode=pooling_mode,
             max_length=max_length,

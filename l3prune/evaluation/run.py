@@ -12,13 +12,11 @@ once the new one is complete).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from statistics import mean
 
-from l3prune.files import write_json
-
+from ..files import read_json, write_json
 from .instructions import DEFAULT_INSTRUCTIONS_FILE, InstructionTable, load_instruction_table
 from .tasks_file import EvalConfig
 
@@ -52,10 +50,6 @@ def task_instructions(task, table: InstructionTable) -> dict[str, str]:
     """The instruction of a task and, for an aggregate task (CQADupstackRetrieval), of each part."""
     parts = [task] + list(getattr(task.metadata, "tasks", []))
     return {part.metadata.name: table.instruction(part.metadata.name, part.metadata.type) for part in parts}
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def evaluate(
@@ -97,7 +91,7 @@ def evaluate(
     for task in tasks:
         task_name = task.metadata.name
         record_path = runs / f"{task_name}.json"
-        record = _read_json(record_path)
+        record = read_json(record_path, if_missing=None)
         unchanged = record is not None and record["instructions"] == instructions[task_name]
         before = model.counts()
         try:
