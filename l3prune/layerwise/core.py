@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -122,7 +121,6 @@ class PrunePoints:
     small: int
     large: int
     losses: list[float] = field(repr=False)
-    seconds: float = 0.0
 
     @property
     def num_layers(self) -> int:
@@ -141,9 +139,8 @@ def l3prune(
     show_progress_bar: bool = False,
 ) -> PrunePoints:
     """Apply L3Prune: the layer counts of the `small` and `large` configurations."""
-    start = time.perf_counter()
     losses = layerwise_loss(encoder, dataset, loss_fn, batch_size, num_batches, show_progress_bar)
     small, large = select_prune_points(losses)
-    points = PrunePoints(small, large, losses, time.perf_counter() - start)
+    points = PrunePoints(small, large, losses)
     logger.info("L3Prune on %d layers: small = %d, large = %d", points.num_layers, small, large)
     return points
