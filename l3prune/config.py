@@ -24,12 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
-
 from .dataset.utils import DATASETS
 from .encoder.pooling import POOLING_MODES
 from .files import read_json
 from .loss.utils import LOSSES
+from .schema import schema_violation
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +172,14 @@ def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
         ],
     }
     checked = {k: v for k, v in raw.items() if k in own or k in trainer_keys}
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(checked))
-    if error is not None:
-        if error.validator == "required":
+    violation = schema_violation(checked, schema)
+    if violation is not None:
+        where, message = violation
+        if where == "top level":  # the only check of the object itself: a required key
             raise ValueError(
-                f"{source}: {error.message.replace(' is a required property', '')} is missing (a required key)"
+                f"{source}: {message.replace(' is a required property', '')} is missing (a required key)"
             )
-        raise ValueError(f"{source}: key '{error.path[0]}': {error.message}")
+        raise ValueError(f"{source}: key '{where}': {message}")
     values["percent_prune"] = [_prune_value(v, source) for v in values.get("percent_prune", [])]
     names = [variant_name(v) for v in values["percent_prune"]]
     repeated = sorted({n for n in names if names.count(n) > 1})

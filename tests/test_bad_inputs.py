@@ -188,7 +188,7 @@ CASES = [
     Case(
         "percent_prune: 0",
         lambda i: i.train(percent_prune=[0]),
-        r"{config}: key 'percent_prune': 0 is less than or equal to the minimum of 0",
+        r"{config}: key 'percent_prune\[0\]': 0 is less than or equal to the minimum of 0",
     ),
     Case(
         "percent_prune: a number, not a list",

@@ -210,7 +210,7 @@ def test_unknown_key_names_the_key_and_the_closest_valid_one(tmp_path):
             {"percent_prune": [1.5]},
             "key 'percent_prune': 1.5 is neither a fraction in \\(0, 1\\) to drop nor a whole layer count",
         ),
-        ({"percent_prune": [0]}, "key 'percent_prune': 0 is less than or equal to the minimum of 0"),
+        ({"percent_prune": [0]}, "key 'percent_prune\\[0\\]': 0 is less than or equal to the minimum of 0"),
         ({"percent_prune": [0.25, 0.25]}, "key 'percent_prune' asks for p25 more than once"),
     ],
 )

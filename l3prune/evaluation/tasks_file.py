@@ -16,8 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
 import yaml
+
+from l3prune.schema import schema_violation
 
 # local task type -> the file keys it reads
 LOCAL_TASK_FILES = {
@@ -79,18 +80,6 @@ class EvalConfig:
         return {**local, **self.instructions}
 
 
-def _location(error: jsonschema.ValidationError) -> str:
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-    return where or "top level"
-
-
-def _schema_error(path: Path, error: jsonschema.ValidationError) -> str:
-    message = error.message
-    if error.validator == "additionalProperties":
-        message += f"; allowed keys: {', '.join(error.schema['properties'])}"
-    return f"{path}: {_location(error)}: {message}"
-
-
 def _local_task(path: Path, index: int, entry: dict) -> LocalTaskSpec:
     where = f"{path}: local_tasks[{index}] ({entry['name']})"
     needed = LOCAL_TASK_FILES[entry["type"]]
@@ -124,9 +113,9 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
         line = f":{mark.line + 1}" if mark else ""
         raise ValueError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
     data = {} if data is None else data
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
-    if error is not None:
-        raise ValueError(_schema_error(path, error))
+    violation = schema_violation(data, SCHEMA)
+    if violation is not None:
+        raise ValueError(f"{path}: {violation[0]}: {violation[1]}")
 
     local_tasks = [_local_task(path, i, entry) for i, entry in enumerate(data.get("local_tasks", []))]
     tasks = data.get("tasks", [])
