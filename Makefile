@@ -29,7 +29,7 @@ lint: setup
 
 # The offline demo, end to end: SmolLM2-135M-Instruct and data from PyPI wheels, L3Prune's picks,
 # LoRA training of every variant and three local tasks, on 2 CPU cores, into results/demo/summary.csv.
-# The rules call `l3prune`, so the venv's bin goes first on PATH; a rerun with nothing to do returns at once.
+# The jobs run with Snakemake's interpreter (the venv's); a rerun with nothing to do returns at once.
 .PHONY: demo
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores 2
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores 2

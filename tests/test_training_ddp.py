@@ -19,7 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(processes, config_path, *train_args, program=("-m", "l3prune.cli")):
+def torchrun(processes, config_path, *train_args, program=("-m", "l3prune")):
     """`l3prune train CONFIG ...` (or `program`) in `processes` gloo processes on one thread each."""
     command = [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",

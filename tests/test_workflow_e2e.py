@@ -29,9 +29,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ, HF_HUB_OFFLINE="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1")  # PATH as it is: the jobs need no l3prune on it
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--configfile", "tiny.yaml",
          "--cores", "2", *args],

@@ -2,12 +2,29 @@
 
 import functools
 import re
+import sys
 from pathlib import Path
 
 import yaml
+from snakemake.settings.types import DeploymentMethod
+from snakemake.utils import validate
 
 from l3prune.config import load_config, variant_names
 from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES
+from l3prune.schema import schema_violation
+
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+# Snakemake's own schema error names the key last, after the schema: this one names it first, in
+# one line. validate() then fills in the schema's defaults.
+_violation = schema_violation(config, yaml.safe_load(SCHEMA.read_text()))
+if _violation:
+    _where, _message = _violation
+    raise ValueError(
+        f"config key '{_where}': {_message}"
+        if _where != "top level"
+        else f"config: {_message}"
+    )
+validate(config, str(SCHEMA))
 
 MODELS = config["models"]
 DOWNLOADS = config["downloads"]
@@ -15,6 +32,23 @@ DEMO = config["demo_assets"]
 DEMO_TASKS = ("lee_sts", "bbc_classification", "bbc_clustering")
 # the variants whose layer count comes from prune_points.json
 L3PRUNE_VARIANTS = ("small", "large")
+
+# Jobs run this repository's l3prune (PYTHONPATH) with Snakemake's own interpreter, which has its
+# dependencies since this file imports l3prune, so no PATH set-up is needed; with --use-conda,
+# with the `python` of the job's environment (workflow/envs/l3prune.yaml, dependencies only).
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+
+
+def python_command(*args):
+    """A job's command line running PYTHON with these arguments, as words for the shell to quote."""
+    return ["env", f"PYTHONPATH={workflow.basedir}", PYTHON, *args]
+
+
+L3PRUNE_CLI = python_command("-m", "l3prune")
 
 _not_models = [name for name in config["run"] if name not in MODELS]
 if _not_models:
@@ -140,15 +174,16 @@ def train_launcher(wildcards):
     that many on this node (a free port each, so jobs sharing a node do not collide)."""
     processes = train_processes(wildcards.model)
     if processes == 1:
-        return ["l3prune"]
-    return [
-        "torchrun",
+        return L3PRUNE_CLI
+    return python_command(
+        "-m",
+        "torch.distributed.run",
         "--standalone",
         "--nproc_per_node",
         str(processes),
         "-m",
-        "l3prune.cli",
-    ]
+        "l3prune",
+    )
 
 
 def downloads(archive):

@@ -6,10 +6,13 @@ rule demo_assets:
         manifest=f"{DEMO}/MANIFEST.json",
     log:
         "logs/demo_assets.log",
+    conda:
+        "../envs/l3prune.yaml"
     params:
+        cli=L3PRUNE_CLI,
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "l3prune demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
+        "{params.cli:q} demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
 
 
 rule download_file:
@@ -19,11 +22,14 @@ rule download_file:
         "logs/download/{path}.log",
     wildcard_constraints:
         path=one_of(downloads(archive=False)),
+    conda:
+        "../envs/l3prune.yaml"
     params:
+        cli=L3PRUNE_CLI,
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),
     shell:
-        "l3prune download {params.url:q} {params.sha256:q} --out {output:q} 2>&1 | tee {log:q}"
+        "{params.cli:q} download {params.url:q} {params.sha256:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule download_archive:
@@ -33,11 +39,14 @@ rule download_archive:
         "logs/download/{path}.log",
     wildcard_constraints:
         path=one_of(downloads(archive=True)),
+    conda:
+        "../envs/l3prune.yaml"
     params:
+        cli=L3PRUNE_CLI,
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),
         archive=lambda wildcards: DOWNLOADS[wildcards.path]["archive"],
         subdir=lambda wildcards: subdir_option(wildcards.path),
     shell:
-        "l3prune download {params.url:q} {params.sha256:q} --out {params.archive:q}"
+        "{params.cli:q} download {params.url:q} {params.sha256:q} --out {params.archive:q}"
         " --extract {output:q} {params.subdir:q} 2>&1 | tee {log:q}"

@@ -5,13 +5,17 @@ rule layerwise_loss:
         "results/{model}/layerwise_loss.json",
     log:
         "logs/{model}/layerwise_loss.log",
+    conda:
+        "../envs/l3prune.yaml"
     threads: job_resource("layerwise_loss", "threads")
     resources:
         gpu=job_resource("layerwise_loss", "gpu"),
         mem_mb=job_resource("layerwise_loss", "mem_mb"),
         runtime=job_resource("layerwise_loss", "runtime"),
+    params:
+        cli=L3PRUNE_CLI,
     shell:
-        "l3prune layerwise-loss {input.config:q} --out {output:q} 2>&1 | tee {log:q}"
+        "{params.cli:q} layerwise-loss {input.config:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule prune_points:
@@ -27,6 +31,10 @@ rule prune_points:
         ),
     log:
         "logs/{model}/prune_points.log",
+    conda:
+        "../envs/l3prune.yaml"
+    params:
+        cli=L3PRUNE_CLI,
     shell:
-        "l3prune prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
+        "{params.cli:q} prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
         " 2>&1 | tee {log:q}"

@@ -17,8 +17,11 @@ rule report:
         ),
     log:
         "logs/{model}/report.log",
+    conda:
+        "../envs/l3prune.yaml"
     params:
+        cli=L3PRUNE_CLI,
         variants=lambda wildcards: variants(wildcards.model),
     shell:
-        "l3prune report results/{wildcards.model} --out-dir results/{wildcards.model}"
+        "{params.cli:q} report results/{wildcards.model} --out-dir results/{wildcards.model}"
         " --variants {params.variants:q} 2>&1 | tee {log:q}"

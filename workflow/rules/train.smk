@@ -7,6 +7,8 @@ rule train:
         directory("results/{model}/{variant}/model"),
     log:
         "logs/{model}/{variant}/train.log",
+    conda:
+        "../envs/l3prune.yaml"
     threads: job_resource("train", "threads")
     resources:
         gpu=job_resource("train", "gpu"),
