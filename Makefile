@@ -29,7 +29,7 @@ lint: setup
 
 # The offline demo, end to end: SmolLM2-135M-Instruct and data from PyPI wheels, L3Prune's picks,
 # LoRA training of every variant and three local tasks, on 2 CPU cores, into results/demo/summary.csv.
-# The jobs run with Snakemake's interpreter (the venv's); a rerun with nothing to do returns at once.
+# The jobs run with Snakemake's interpreter (the venv's: workflow/rules/common.smk); a rerun with nothing to do returns at once.
 .PHONY: demo
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores 2

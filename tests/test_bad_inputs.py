@@ -352,12 +352,12 @@ CASES = [
     Case(
         "workflow: misspelt top-level key",
         lambda i: {"modles": {}},
-        r"ValidationError: 'modles' is not one of \['run', 'models', 'downloads', 'demo_assets'\]",
+        r"config: 'modles' is not one of \['run', 'models', 'downloads', 'demo_assets'\]",
     ),
     Case(
         "workflow: threads not an integer",
         lambda i: {"models": {"demo": {"resources": {"train": {"threads": "two"}}}}},
-        r"ValidationError: 'two' is not of type 'integer'",
+        r"config key 'models\.demo\.resources\.train\.threads': 'two' is not of type 'integer'",
     ),
     Case(
         "workflow: run names a model not defined",

@@ -7,7 +7,6 @@ already on disk never hide a job.
 import json
 import logging
 import os
-import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,11 +30,6 @@ from snakemake_interface_logger_plugins.common import LogEvent
 from l3prune.config import load_config, variant_names
 
 REPO = Path(__file__).resolve().parents[1]
-# how the jobs run the CLI without --use-conda: this repository's code with Snakemake's interpreter
-CLI = shlex.join(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "l3prune"])
-TORCHRUN_CLI = shlex.join(
-    ["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "l3prune"]
-)  # fmt: skip
 PAPER_MODELS = {"llama3": "MetaLlama3", "mistral": "Mistral", "qwen2": "Qwen2", "phi3": "Phi3"}
 
 
@@ -128,22 +122,24 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     assert evaluate.input == ("results/llama3/small/model", "config/eval/mteb_eng_v2.yaml")
     assert evaluate.output == ("results/llama3/small/mteb.json",)
     # ... through the l3prune command line
-    assert download.shellcmd.startswith(f"{CLI} download 'https://drive.usercontent.google.com/download?id=")
+    assert download.shellcmd.startswith(
+        "python3 -m l3prune download 'https://drive.usercontent.google.com/download?id="
+    )
     assert "--out cache/echo-data.tar --extract cache/echo-data --subdir echo-data" in download.shellcmd
     assert loss.shellcmd == (
-        f"{CLI} layerwise-loss {config} --out results/llama3/layerwise_loss.json"
+        f"python3 -m l3prune layerwise-loss {config} --out results/llama3/layerwise_loss.json"
         " 2>&1 | tee logs/llama3/layerwise_loss.log"
     )
     assert points.shellcmd == (
-        f"{CLI} prune-points results/llama3/layerwise_loss.json --out results/llama3/prune_points.json"
+        "python3 -m l3prune prune-points results/llama3/layerwise_loss.json --out results/llama3/prune_points.json"
         " --plot results/llama3/prune_points.png 2>&1 | tee logs/llama3/prune_points.log"
     )
     assert train.shellcmd == (
-        f"{CLI} train {config} --variant small --prune-points results/llama3/prune_points.json"
+        f"python3 -m l3prune train {config} --variant small --prune-points results/llama3/prune_points.json"
         " --output-dir results/llama3/small/model 2>&1 | tee logs/llama3/small/train.log"
     )
     assert evaluate.shellcmd == (
-        f"{CLI} evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v2.yaml"
+        "python3 -m l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v2.yaml"
         " --out results/llama3/small/mteb.json --name l3prune/llama3-small  2>&1 | tee logs/llama3/small/evaluate.log"
     )
     # the GPU steps ask for what config.yaml gives; light steps take the defaults
@@ -171,7 +167,7 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     trains = {job.wildcards["variant"]: job for job in jobs if job.rule == "train"}
     assert "--prune-points" not in trains["full"].shellcmd
     assert trains["p25"].shellcmd == (
-        f"{CLI} train config/training/demo.json --variant p25  --output-dir results/demo/p25/model"
+        "python3 -m l3prune train config/training/demo.json --variant p25  --output-dir results/demo/p25/model"
         " 2>&1 | tee logs/demo/p25/train.log"
     )
     assert trains["p25"].input == (
@@ -203,7 +199,7 @@ def test_default_target_is_the_offline_demo(tmp_path):
     )
     assert report.output == ("results/demo/summary.csv", "results/demo/score_vs_parameters.png")
     assert report.shellcmd == (
-        f"{CLI} report results/demo --out-dir results/demo --variants {' '.join(demo_variants)}"
+        f"python3 -m l3prune report results/demo --out-dir results/demo --variants {' '.join(demo_variants)}"
         " 2>&1 | tee logs/demo/report.log"
     )
     tasks = tuple(
@@ -273,7 +269,7 @@ def test_wiki1m_data_is_one_downloaded_file(tmp_path):
 
     assert sorted(jobs) == ["download_file", "layerwise_loss"]
     assert jobs["download_file"][0].shellcmd == (
-        f"{CLI} download https://example.org/wiki1m.txt --sha256 {'ab' * 32}"
+        f"python3 -m l3prune download https://example.org/wiki1m.txt --sha256 {'ab' * 32}"
         " --out cache/wiki1m_for_simcse.txt 2>&1 | tee logs/download/cache/wiki1m_for_simcse.txt.log"
     )
     assert jobs["layerwise_loss"][0].input == ("wiki.json", "cache/wiki1m_for_simcse.txt")
@@ -372,9 +368,10 @@ def test_the_conda_environment_installs_exactly_the_package_dependencies():
     assert "python=3.11" in environment["dependencies"]
 
 
-def test_with_use_conda_jobs_run_this_repository_with_the_environment_python(tmp_path, monkeypatch):
-    # A stand-in conda answering what Snakemake asks before it plans jobs: the dry run shows the
-    # commands the jobs of a real --use-conda run would run inside workflow/envs/l3prune.yaml.
+def test_with_use_conda_every_job_runs_the_same_command_in_the_environment(tmp_path, monkeypatch, caplog):
+    # A stand-in conda answering what Snakemake asks before it plans jobs: the dry run plans what a
+    # real --use-conda run would. Its commands equal a plain run's, so switching is no changed
+    # parameter that reruns jobs.
     conda = tmp_path / "bin" / "conda"
     conda.parent.mkdir()
     conda.write_text(
@@ -388,12 +385,28 @@ def test_with_use_conda_jobs_run_this_repository_with_the_environment_python(tmp
     )
     conda.chmod(0o755)
     monkeypatch.setenv("PATH", f"{conda.parent}{os.pathsep}{os.environ['PATH']}")
+    target = ["results/llama3/small/mteb.json"]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "conda").mkdir()
 
-    (train,) = by_rule(dry_run(tmp_path, ["results/llama3/full/model"], use_conda=True))["train"]
-    assert train.shellcmd == (
-        f"env PYTHONPATH={REPO} python -m l3prune train config/training/MetaLlama3.json --variant full "
-        " --output-dir results/llama3/full/model 2>&1 | tee logs/llama3/full/train.log"
-    )
+    plain = dry_run(tmp_path / "plain", target)
+    with caplog.at_level(logging.INFO, logger="snakemake"):
+        in_conda = dry_run(tmp_path / "conda", target, use_conda=True)
+
+    env_file = REPO / "workflow/rules/../envs/l3prune.yaml"
+    assert f"Conda environment {env_file} will be created." in caplog.messages
+    assert [job.shellcmd for job in in_conda] == [job.shellcmd for job in plain]
+    assert len(plain) == 5
+
+
+def test_jobs_find_this_repository_and_snakemakes_interpreter_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    dry_run(tmp_path, ["results/demo/layerwise_loss.json"])
+    assert os.environ["PYTHONPATH"] == str(REPO)
+    assert os.environ["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    dry_run(tmp_path, ["results/demo/layerwise_loss.json"])  # a second run adds nothing
+    assert os.environ["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
 
 
 def test_snakefmt_leaves_the_workflow_unchanged():
@@ -431,11 +444,11 @@ def test_remote_code_runs_only_when_the_training_config_opts_in(tmp_path):
 @pytest.mark.parametrize(
     ("train_job", "launcher"),
     [
-        ({"gpu": 1}, CLI),
-        ({"gpu": 2}, TORCHRUN_CLI),
-        ({"gpu": 4, "processes": 2}, TORCHRUN_CLI),
-        ({"gpu": 0, "processes": 2}, TORCHRUN_CLI),
-        ({"gpu": 2, "processes": 1}, CLI),
+        ({"gpu": 1}, "python3 -m l3prune"),
+        ({"gpu": 2}, "torchrun --standalone --nproc_per_node 2 -m l3prune"),
+        ({"gpu": 4, "processes": 2}, "torchrun --standalone --nproc_per_node 2 -m l3prune"),
+        ({"gpu": 0, "processes": 2}, "torchrun --standalone --nproc_per_node 2 -m l3prune"),
+        ({"gpu": 2, "processes": 1}, "python3 -m l3prune"),
     ],
 )
 def test_train_runs_one_process_per_gpu_under_torchrun(tmp_path, train_job, launcher):

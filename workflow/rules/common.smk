@@ -1,12 +1,12 @@
 """What each model's configs ask for, and which files feed each step (used by every rule file)."""
 
 import functools
+import os
 import re
 import sys
 from pathlib import Path
 
 import yaml
-from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from l3prune.config import load_config, variant_names
@@ -33,22 +33,18 @@ DEMO_TASKS = ("lee_sts", "bbc_classification", "bbc_clustering")
 # the variants whose layer count comes from prune_points.json
 L3PRUNE_VARIANTS = ("small", "large")
 
-# Jobs run this repository's l3prune (PYTHONPATH) with Snakemake's own interpreter, which has its
-# dependencies since this file imports l3prune, so no PATH set-up is needed; with --use-conda,
-# with the `python` of the job's environment (workflow/envs/l3prune.yaml, dependencies only).
-PYTHON = (
-    "python"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else sys.executable
-)
-
-
-def python_command(*args):
-    """A job's command line running PYTHON with these arguments, as words for the shell to quote."""
-    return ["env", f"PYTHONPATH={workflow.basedir}", PYTHON, *args]
-
-
-L3PRUNE_CLI = python_command("-m", "l3prune")
+# Jobs run `python3 -m l3prune`: this repository's code (PYTHONPATH) with Snakemake's own
+# interpreter (first on PATH), which has the dependencies since this file imports l3prune. With
+# --use-conda, conda's activation puts the python3 of workflow/envs/l3prune.yaml (the dependencies
+# only) before it. Set here rather than in the commands, so that moving the repository or switching
+# to --use-conda is no changed parameter that would rerun every job.
+for _var, _path in (
+    ("PYTHONPATH", workflow.basedir),
+    ("PATH", str(Path(sys.executable).parent)),
+):
+    _entries = os.environ.get(_var, "").split(os.pathsep)
+    if _entries[0] != _path:
+        os.environ[_var] = os.pathsep.join([_path, *filter(None, _entries)])
 
 _not_models = [name for name in config["run"] if name not in MODELS]
 if _not_models:
@@ -174,16 +170,15 @@ def train_launcher(wildcards):
     that many on this node (a free port each, so jobs sharing a node do not collide)."""
     processes = train_processes(wildcards.model)
     if processes == 1:
-        return L3PRUNE_CLI
-    return python_command(
-        "-m",
-        "torch.distributed.run",
+        return ["python3", "-m", "l3prune"]
+    return [
+        "torchrun",
         "--standalone",
         "--nproc_per_node",
         str(processes),
         "-m",
         "l3prune",
-    )
+    ]
 
 
 def downloads(archive):

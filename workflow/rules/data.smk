@@ -9,10 +9,9 @@ rule demo_assets:
     conda:
         "../envs/l3prune.yaml"
     params:
-        cli=L3PRUNE_CLI,
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
-        "{params.cli:q} demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
+        "python3 -m l3prune demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
 
 
 rule download_file:
@@ -25,11 +24,10 @@ rule download_file:
     conda:
         "../envs/l3prune.yaml"
     params:
-        cli=L3PRUNE_CLI,
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),
     shell:
-        "{params.cli:q} download {params.url:q} {params.sha256:q} --out {output:q} 2>&1 | tee {log:q}"
+        "python3 -m l3prune download {params.url:q} {params.sha256:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule download_archive:
@@ -42,11 +40,10 @@ rule download_archive:
     conda:
         "../envs/l3prune.yaml"
     params:
-        cli=L3PRUNE_CLI,
         url=lambda wildcards: DOWNLOADS[wildcards.path]["url"],
         sha256=lambda wildcards: sha256_option(wildcards.path),
         archive=lambda wildcards: DOWNLOADS[wildcards.path]["archive"],
         subdir=lambda wildcards: subdir_option(wildcards.path),
     shell:
-        "{params.cli:q} download {params.url:q} {params.sha256:q} --out {params.archive:q}"
+        "python3 -m l3prune download {params.url:q} {params.sha256:q} --out {params.archive:q}"
         " --extract {output:q} {params.subdir:q} 2>&1 | tee {log:q}"

@@ -15,9 +15,8 @@ rule evaluate:
         mem_mb=job_resource("evaluate", "mem_mb"),
         runtime=job_resource("evaluate", "runtime"),
     params:
-        cli=L3PRUNE_CLI,
         remote_code=remote_code_option,
     shell:
-        "{params.cli:q} evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
+        "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
         " --name l3prune/{wildcards.model}-{wildcards.variant} {params.remote_code:q}"
         " 2>&1 | tee {log:q}"

@@ -12,10 +12,8 @@ rule layerwise_loss:
         gpu=job_resource("layerwise_loss", "gpu"),
         mem_mb=job_resource("layerwise_loss", "mem_mb"),
         runtime=job_resource("layerwise_loss", "runtime"),
-    params:
-        cli=L3PRUNE_CLI,
     shell:
-        "{params.cli:q} layerwise-loss {input.config:q} --out {output:q} 2>&1 | tee {log:q}"
+        "python3 -m l3prune layerwise-loss {input.config:q} --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule prune_points:
@@ -33,8 +31,6 @@ rule prune_points:
         "logs/{model}/prune_points.log",
     conda:
         "../envs/l3prune.yaml"
-    params:
-        cli=L3PRUNE_CLI,
     shell:
-        "{params.cli:q} prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
+        "python3 -m l3prune prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
         " 2>&1 | tee {log:q}"

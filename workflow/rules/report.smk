@@ -20,8 +20,7 @@ rule report:
     conda:
         "../envs/l3prune.yaml"
     params:
-        cli=L3PRUNE_CLI,
         variants=lambda wildcards: variants(wildcards.model),
     shell:
-        "{params.cli:q} report results/{wildcards.model} --out-dir results/{wildcards.model}"
+        "python3 -m l3prune report results/{wildcards.model} --out-dir results/{wildcards.model}"
         " --variants {params.variants:q} 2>&1 | tee {log:q}"
