@@ -57,7 +57,8 @@ def _remove(path: Path) -> None:
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write (a file or a folder); rename it to `path` on success.
 
-    On an exception the temporary is removed and `path` is left as it was.
+    On an exception the temporary is removed and `path` is left as it was. An existing folder at
+    `path` is replaced too, and removed only once the new one is in place.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,14 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     _remove(tmp)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if path.is_dir() and not path.is_symlink():  # os.replace cannot replace a non-empty folder
+            old = path.with_name(f"{path.name}.old-{os.getpid()}")
+            _remove(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
     finally:
         _remove(tmp)
 

@@ -209,7 +209,7 @@ CASES = [
     Case(
         "prune: --variant p90 keeps no layer",
         lambda i: i.train("--variant", "p90", percent_prune=[0.9]),
-        r"pruning a fraction 0.9 of 4 layers keeps none; use a fraction below 0.75",
+        r"pruning a fraction 0.9 of 4 layers keeps none; use a fraction of at most 0.75",
     ),
     Case(
         "autoprune: unknown mode",

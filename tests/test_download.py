@@ -207,6 +207,22 @@ def test_atomic_output_renames_on_success_and_cleans_up_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
+def test_atomic_output_replaces_a_folder_and_keeps_it_on_failure(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(target) as tmp:
+            tmp.mkdir()
+            raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["weights"]
+    with atomic_output(target) as tmp:
+        tmp.mkdir()
+        (tmp / "config").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["config"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
 def _tar_gz(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tf:

@@ -1,6 +1,7 @@
 """LLMEncoder: pooling, instruction masking, order, prune, save/load, adapters, on tiny random models."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from transformers import AutoModel
 
 from l3prune import LLMEncoder
 from l3prune.encoder import POOLING_MODES, join_instruction
+from l3prune.encoder.layers import layers_to_keep
+from l3prune.encoder.pooling import pool
 
 TEXTS = [
     "the model retrieve passage",
@@ -87,6 +90,24 @@ def test_encode_restores_input_order_and_is_padding_independent(tiny_llama):
     np.testing.assert_allclose(np.linalg.norm(as_numpy, axis=1), 1.0, rtol=1e-5)
 
 
+def test_weighted_mean_of_a_long_bf16_text_is_exact():
+    # 300 pooled tokens: bf16 cannot count past 256 (257 rounds to 256), so the weights are float32
+    torch.manual_seed(0)
+    hidden = torch.randn(1, 300, 8).to(torch.bfloat16)
+    mask = torch.ones(1, 300, dtype=torch.long)
+    got = pool(hidden, mask, mask, "weighted_mean")
+    k = torch.arange(1, 301, dtype=torch.float64)
+    want = (hidden[0].double() * (k / k.sum())[:, None]).sum(dim=0)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got[0].double(), want, atol=1e-6, rtol=1e-6)
+
+
+def test_encoding_nothing_gives_no_rows(tiny_llama):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    assert encoder.encode([]).shape == (0, encoder.model.config.hidden_size)
+    assert encoder.encode([], convert_to_numpy=True).shape == (0, encoder.model.config.hidden_size)
+
+
 def test_bf16_model_gives_float32(tiny_llama):
     encoder = LLMEncoder.from_pretrained(tiny_llama, dtype=torch.bfloat16)
     assert encoder.model.dtype == torch.bfloat16
@@ -140,10 +161,18 @@ def test_prune_semantics(tiny_llama, p, kept):
     assert report.params_after == encoder.num_parameters() < report.params_before or kept == 4
 
 
+@pytest.mark.parametrize(
+    ("p", "layers", "kept"), [(0.9, 30, 3), (0.9, 40, 4), (0.7, 10, 3), (0.75, 4, 1), (0.26, 50, 37)]
+)
+def test_a_fraction_keeps_the_exact_count_despite_float_error(p, layers, kept):
+    # int(30 * (1 - 0.9)) is 2 in floating point; L * (1 - p) in exact decimals is 3.0
+    assert layers_to_keep(p, layers) == kept
+
+
 @pytest.mark.parametrize("p", [0, -0.5, 5, 2.5, 0.8, True, "0.5", None])
 def test_prune_errors_name_the_layer_count(tiny_llama, p):
     encoder = LLMEncoder.from_pretrained(tiny_llama)
-    with pytest.raises(ValueError, match=r"4 layers|1\.\.4|below 0\.75"):
+    with pytest.raises(ValueError, match=r"4 layers|1\.\.4|at most 0\.75"):
         encoder.prune(p)
     assert encoder.num_layers == 4
 
@@ -196,6 +225,22 @@ def test_partial_load_reports_nothing_unexpected(tiny_llama, caplog):
     finally:
         transformers.logging.disable_propagation()
     assert not [r for r in caplog.records if "UNEXPECTED" in r.getMessage() or "not used" in r.getMessage()]
+
+
+def test_missing_or_misshapen_weights_are_reported(tiny_llama, tmp_path, caplog):
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_llama, broken)
+    weights = load_file(broken / "model.safetensors")
+    del weights["layers.0.self_attn.q_proj.weight"]
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with caplog.at_level("WARNING", logger="l3prune"):
+        LLMEncoder.from_pretrained(broken)
+    assert (
+        f"weights missing from {broken} or of the wrong shape, so randomly initialised: "
+        "layers.0.self_attn.q_proj.weight" in caplog.messages
+    )
 
 
 def test_settings_are_saved_and_overridable(tiny_llama, tmp_path):
@@ -252,6 +297,11 @@ def test_adapter_folder_loads_its_base_and_pruned_encoder_roundtrips(tiny_llama,
     again = LLMEncoder.from_pretrained(tmp_path / "variant")
     assert again.num_layers == 3 and again.has_adapter and again.pooling_mode == "mean"
     torch.testing.assert_close(again.encode(TEXTS), want, atol=0, rtol=0)
+
+    # the base plus the variant as adapter= also takes the variant's layer count and settings
+    explicit = LLMEncoder.from_pretrained(tiny_llama, adapter=tmp_path / "variant")
+    assert explicit.num_layers == 3 and explicit.pooling_mode == "mean"
+    torch.testing.assert_close(explicit.encode(TEXTS), want, atol=0, rtol=0)
 
     encoder.save(tmp_path / "merged", merge_adapter=True)
     merged = LLMEncoder.from_pretrained(tmp_path / "merged")

@@ -63,8 +63,18 @@ def test_l3prune_returns_small_large_and_keeps_curve(tiny_llama, pairs_file):
     encoder = LLMEncoder.from_pretrained(tiny_llama)
     points = l3prune(encoder, dataset, load_loss("HardNegativeNLLLoss"), batch_size=4, num_batches=5)
     small_p, large_p = points
-    assert (small_p, large_p) == select_prune_points(points.losses)
-    assert 1 <= small_p <= 2 < large_p <= 4 and points.num_layers == 4
+    losses = points.losses
+    assert losses == layerwise_loss(
+        encoder,
+        load_dataset("jsonl", file_path=pairs_file, effective_batch_size=8, seed=3),
+        load_loss("HardNegativeNLLLoss"),
+        batch_size=4,
+        num_batches=5,
+    )
+    # the rule, by hand: the lowest loss among 1..2 layers, and among 3..4
+    assert small_p == min((1, 2), key=lambda k: losses[k - 1])
+    assert large_p == min((3, 4), key=lambda k: losses[k - 1])
+    assert points.num_layers == 4
     again = l3prune(
         encoder,
         load_dataset("jsonl", file_path=pairs_file, effective_batch_size=8, seed=3),
@@ -73,6 +83,19 @@ def test_l3prune_returns_small_large_and_keeps_curve(tiny_llama, pairs_file):
         num_batches=5,
     )
     assert again.losses == points.losses  # deterministic for a seed
+
+
+def test_a_batch_mixing_samples_with_and_without_hard_negatives_is_refused(tiny_llama, tmp_path):
+    rows = [
+        {"query": f"q {i}", "positive": f"p {i}", **({"negative": f"n {i}"} if i % 2 else {})}
+        for i in range(4)
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    dataset = load_dataset("jsonl", file_path=path, effective_batch_size=4)
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    with pytest.raises(ValueError, match="^a batch mixes 2 samples with a hard negative and 2 without"):
+        layerwise_loss(encoder, dataset, load_loss("HardNegativeNLLLoss"), batch_size=4, num_batches=1)
 
 
 def test_batch_size_must_fit_the_dataset_blocks(tiny_llama, pairs_file):

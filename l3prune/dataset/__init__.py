@@ -3,7 +3,7 @@
 from .blocks import BlockedDataset
 from .e5 import E5_INSTRUCTIONS, E5Data
 from .jsonl import JsonlData
-from .sample import TrainSample
+from .sample import TrainSample, batch_negatives
 from .utils import DATASETS, load_dataset
 from .wiki1m import Wiki1M
 
@@ -15,5 +15,6 @@ __all__ = [
     "JsonlData",
     "TrainSample",
     "Wiki1M",
+    "batch_negatives",
     "load_dataset",
 ]

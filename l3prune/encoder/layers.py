@@ -52,10 +52,12 @@ def layers_to_keep(p: float | int, num_layers: int) -> int:
             f"prune value {p!r} is not a number; give a fraction in (0, 1) or a layer count 1..{num_layers}"
         )
     if 0 < p < 1:
-        keep = int(num_layers * (1 - p))
+        # the seed's int(L * (1 - p)), rounded first so that float error cannot cost a layer
+        # (30 * (1 - 0.9) is 2.9999999999999996)
+        keep = int(round(num_layers * (1 - p), 9))
         if keep < 1:
             raise ValueError(
-                f"pruning a fraction {p} of {num_layers} layers keeps none; use a fraction below {1 - 1 / num_layers:.4g}"
+                f"pruning a fraction {p} of {num_layers} layers keeps none; use a fraction of at most {1 - 1 / num_layers:.4g}"
             )
         return keep
     if p >= 1 and float(p).is_integer() and p <= num_layers:

@@ -6,8 +6,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from ..files import read_json
+from ..files import atomic_output, read_json
 from .inputs import Input, InputBuilder
 from .layers import decoder_layers, final_norm, keep_first_layers, layers_to_keep, truncate_config
 from .pooling import check_pooling_mode, pool
@@ -88,7 +86,8 @@ def _model_not_found(name: str, error: OSError) -> str:
 @contextlib.contextmanager
 def _quiet_unexpected_keys_report():
     """Loading n of L layers leaves the dropped layers' weights 'unexpected' by design; that
-    report would only alarm users, so it is held back (real mismatches are checked by the caller)."""
+    report would only alarm users, so it is held back (the caller reports missing, mismatched and
+    really unexpected weights itself)."""
     hf_logger = logging.getLogger("transformers.modeling_utils")
     drop_warnings = lambda record: record.levelno > logging.WARNING  # noqa: E731
     hf_logger.addFilter(drop_warnings)
@@ -152,8 +151,13 @@ class LLMEncoder(torch.nn.Module):
         if "gguf_file" not in hf_kwargs:  # pickled .bin weights can run code when loaded
             hf_kwargs.setdefault("use_safetensors", True)
         folder = Path(name_or_path)
-        saved = read_json(folder / SETTINGS_FILE, if_missing={})
         adapter_config = read_json(folder / "adapter_config.json", if_missing={})
+        if adapter_config:  # an adapter folder: the weights live in its base model
+            adapter = adapter or folder
+        # settings saved with the model, then with the adapter (its layer count, pooling, lengths)
+        saved = read_json(folder / SETTINGS_FILE, if_missing={})
+        if adapter is not None and Path(adapter) != folder:
+            saved |= read_json(Path(adapter) / SETTINGS_FILE, if_missing={})
         explicit = dict(
             pooling_mode=pooling_mode,
             max_length=max_length,
@@ -168,14 +172,12 @@ class LLMEncoder(torch.nn.Module):
         )
 
         base = str(name_or_path)
-        if adapter_config:  # an adapter folder: the weights live in its base model
+        if adapter_config:
             base = saved.get("base_model") or adapter_config.get("base_model_name_or_path")
             if not base:
                 raise ValueError(f"{folder / 'adapter_config.json'} names no base_model_name_or_path")
-            adapter = adapter or folder
-            num_layers = (
-                num_layers if num_layers is not None or prune is not None else saved.get("num_layers")
-            )
+        if adapter is not None and num_layers is None and prune is None:
+            num_layers = saved.get("num_layers")  # the adapter was trained on that many layers
 
         shared = {k: hf_kwargs[k] for k in _SHARED_HF_KWARGS if k in hf_kwargs}
         config = load_model_config(base, **shared)
@@ -211,6 +213,15 @@ class LLMEncoder(torch.nn.Module):
         if unexpected:
             logger.warning(
                 "weights in %s not used by the model: %s", base, ", ".join(sorted(unexpected)[:10])
+            )
+        missing = sorted(info.get("missing_keys", ())) + sorted(
+            str(m[0]) for m in info.get("mismatched_keys", ())
+        )
+        if missing:
+            logger.warning(
+                "weights missing from %s or of the wrong shape, so randomly initialised: %s",
+                base,
+                ", ".join(missing[:10]),
             )
         if "gguf_file" in hf_kwargs:  # weights come out dequantised: a plain model from here on
             model.hf_quantizer = None
@@ -270,6 +281,7 @@ class LLMEncoder(torch.nn.Module):
             input_ids=features["input_ids"],
             attention_mask=features["attention_mask"],
             position_ids=features["position_ids"],
+            use_cache=False,  # an encoder never generates: a KV cache would only hold memory
         )
         return self.pool(out.last_hidden_state, features)
 
@@ -286,11 +298,15 @@ class LLMEncoder(torch.nn.Module):
         """Embed texts or [instruction, text] pairs; float32 rows in input order.
 
         Inputs are sorted by token count so batches hold similar lengths (little padding),
-        then the order is restored. Returns a tensor unless convert_to_numpy is set.
+        then the order is restored. Returns a tensor unless convert_to_numpy is set
+        (convert_to_tensor is accepted for sentence-transformers' signature: tensors are the default).
         """
         single = isinstance(inputs, str)
         if single:
             inputs = [inputs]
+        if len(inputs) == 0:  # as sentence-transformers: no rows
+            empty = torch.empty((0, self.model.config.hidden_size), dtype=torch.float32)
+            return empty.numpy() if convert_to_numpy else empty
         if device is not None:
             self.model.to(device)
         ids, pool_starts = self.inputs.token_ids(inputs)
@@ -331,23 +347,20 @@ class LLMEncoder(torch.nn.Module):
 
     def save(self, path: str | os.PathLike, merge_adapter: bool = False) -> None:
         """Write the encoder to `path` atomically: weights (or, with an unmerged adapter, only the
-        adapter plus the base model's name), tokenizer and encoder settings."""
+        adapter plus the base model's name), tokenizer and encoder settings.
+
+        `merge_adapter=True` first folds the adapter into this encoder's own weights (in place, as
+        `merge_adapter()`), so that the saved folder is a plain model.
+        """
         if merge_adapter:
             self.merge_adapter()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+        with atomic_output(path) as staging:
             self.model.save_pretrained(staging)
             self.tokenizer.save_pretrained(staging)
             settings = self.settings()
             if self.has_adapter:
                 settings["base_model"] = self.base_model_name_or_path
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
-            _replace_dir(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
 
 def _is_dropped_layer_key(key: str, keep: int | None, total: int) -> bool:
@@ -358,14 +371,3 @@ def _is_dropped_layer_key(key: str, keep: int | None, total: int) -> bool:
         if part == "layers" and parts[i + 1].isdigit():
             return keep <= int(parts[i + 1]) < total
     return False
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move a finished folder into place; an existing target is only removed once the new one is in."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(new, target)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ..dataset import batch_negatives
 from ..encoder import LLMEncoder
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def pooled_at_every_depth(encoder: LLMEncoder, texts) -> torch.Tensor:
         attention_mask=features["attention_mask"],
         position_ids=features["position_ids"],
         output_hidden_states=True,
+        use_cache=False,
     )
     states = out.hidden_states  # embeddings, layer 1 .. layer L-1 outputs, norm(layer L output)
     depth = len(states) - 1
@@ -79,10 +81,8 @@ def layerwise_loss(
             samples = [dataset[i] for i in range(b * batch_size, (b + 1) * batch_size)]
             queries = pooled_at_every_depth(encoder, [s.query for s in samples])
             positives = pooled_at_every_depth(encoder, [s.positive for s in samples])
-            has_negatives = all(s.negative is not None for s in samples)
-            negatives = (
-                pooled_at_every_depth(encoder, [s.negative for s in samples]) if has_negatives else None
-            )
+            negative_texts = batch_negatives(samples)
+            negatives = None if negative_texts is None else pooled_at_every_depth(encoder, negative_texts)
             losses = torch.stack(
                 [
                     loss_fn(queries[k], positives[k], None if negatives is None else negatives[k])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..dataset import batch_negatives
+
 
 class ContrastiveCollator:
     """[TrainSample(query, positive, negative), ...] -> {"query": features, "positive": features,
@@ -21,12 +23,7 @@ class ContrastiveCollator:
             "query": self.tokenize([s.query for s in samples]),
             "positive": self.tokenize([s.positive for s in samples]),
         }
-        with_negative = sum(s.negative is not None for s in samples)
-        if with_negative == len(samples):
-            batch["negative"] = self.tokenize([s.negative for s in samples])
-        elif with_negative:
-            raise ValueError(
-                f"a training batch mixes {with_negative} samples with a hard negative and "
-                f"{len(samples) - with_negative} without; give every sample of a data file a 'negative' or none"
-            )
+        negatives = batch_negatives(samples)
+        if negatives is not None:
+            batch["negative"] = self.tokenize(negatives)
         return batch
