@@ -300,6 +300,36 @@ def test_killed_after_the_last_step_finishes_from_the_checkpoint(
     assert json.loads((tmp_path / "full" / "model_info.json").read_text())["steps"] == 6
 
 
+def test_a_stop_step_off_the_save_steps_is_checkpointed_and_finished_from(
+    tiny_llama, pairs, tmp_path, monkeypatch
+):
+    config = make_config(tiny_llama, pairs, tmp_path, stop_after_n_steps=3, save_steps=2)
+    work = tmp_path / "full.partial"
+    trained = {}
+    finish = run_module._finish
+
+    def killed_after_staging(encoder, *args):
+        trained.update({k: v.detach().clone() for k, v in encoder.model.state_dict().items() if "lora" in k})
+        raise Killed
+
+    monkeypatch.setattr(run_module, "_finish", killed_after_staging)
+    with pytest.raises(Killed):
+        train(config, variant="full")
+    assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-3"]
+    monkeypatch.setattr(run_module, "_finish", finish)
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("step 3 was trained again")
+
+    monkeypatch.setattr(ContrastiveTrainer, "train", must_not_train)
+    folder = train(config, variant="full")["full"]
+    assert json.loads((folder / "model_info.json").read_text())["steps"] == 3
+    # the finished adapter is the one step 3 trained, as the killed run held it
+    restored = LLMEncoder.from_pretrained(folder).model.state_dict()
+    assert len(trained) > 0
+    assert_same_weights({k: restored[k] for k in trained}, trained, atol=0)
+
+
 def test_a_finished_variant_is_skipped_and_a_stray_folder_refused(
     reference, tiny_llama, pairs, monkeypatch, tmp_path
 ):

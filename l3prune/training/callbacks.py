@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.trainer_utils import SaveStrategy
 
 from ..files import atomic_output
 
@@ -16,7 +17,11 @@ LOG_COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "samples_p
 
 class StopAfterSteps(TrainerCallback):
     """The seed's `stop_after_n_steps`: end training after n optimizer steps while the learning
-    rate schedule keeps the length `num_train_epochs` gives it (warm-up, then a slow linear decay)."""
+    rate schedule keeps the length `num_train_epochs` gives it (warm-up, then a slow linear decay).
+
+    The stop step is checkpointed whatever save_steps is (unless saving is off), so a run killed
+    after it, while the final folder is written, finishes from it without training it again.
+    """
 
     def __init__(self, num_steps: int):
         self.num_steps = num_steps
@@ -24,6 +29,8 @@ class StopAfterSteps(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= self.num_steps:
             control.should_training_stop = True
+            if args.save_strategy != SaveStrategy.NO:
+                control.should_save = True
 
 
 class TrainingLogCSV(TrainerCallback):
