@@ -27,6 +27,7 @@ from snakemake.settings.types import (
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_logger_plugins.common import LogEvent
 
+from l3prune.assets.demo import STEPS as DEMO_STEPS
 from l3prune.config import load_config, variant_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +155,10 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
 
 
 def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
-    jobs = dry_run(tmp_path, ["results/llama3/full/mteb.json", "results/demo/p25/mteb.json"])
+    demo = json.loads((REPO / "config/training/demo.json").read_text())
+    (tmp_path / "demo_p25.json").write_text(json.dumps(dict(demo, percent_prune=[0.25], autoprune="all")))
+    config = {"models": {"demo": {"training_config": "demo_p25.json"}}}
+    jobs = dry_run(tmp_path, ["results/llama3/full/mteb.json", "results/demo/p25/mteb.json"], config)
 
     assert sorted(job.rule for job in jobs) == [
         "demo_assets",
@@ -167,13 +171,22 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     trains = {job.wildcards["variant"]: job for job in jobs if job.rule == "train"}
     assert "--prune-points" not in trains["full"].shellcmd
     assert trains["p25"].shellcmd == (
-        "python3 -m l3prune train config/training/demo.json --variant p25  --output-dir results/demo/p25/model"
+        "python3 -m l3prune train demo_p25.json --variant p25  --output-dir results/demo/p25/model"
         " 2>&1 | tee logs/demo/p25/train.log"
     )
     assert trains["p25"].input == (
-        "config/training/demo.json",
+        "demo_p25.json",
         "resources/demo/train.jsonl",
         "resources/demo/model",
+    )
+
+
+@pytest.mark.parametrize("variant", ["p25", "l8", "p30"])
+def test_a_variant_the_training_config_lacks_fails_before_any_job(tmp_path, variant):
+    with pytest.raises(WorkflowError) as error:
+        dry_run(tmp_path, [f"results/demo/{variant}/mteb.json"])
+    assert f"config/training/demo.json: no variant '{variant}'; this config has: full, small, large" in str(
+        error.value
     )
 
 
@@ -205,12 +218,10 @@ def test_default_target_is_the_offline_demo(tmp_path):
     tasks = tuple(
         f"resources/demo/tasks/{name}.jsonl" for name in ("lee_sts", "bbc_classification", "bbc_clustering")
     )
-    assert jobs["demo_assets"][0].output == (
-        "resources/demo/model",
-        "resources/demo/train.jsonl",
-        *tasks,
-        "resources/demo/MANIFEST.json",
-    )
+    # the rule declares exactly what `l3prune demo-assets` builds
+    built = tuple(f"resources/demo/{name}" for step in DEMO_STEPS for name in step.outputs)
+    assert built == ("resources/demo/model", "resources/demo/train.jsonl", *tasks)
+    assert jobs["demo_assets"][0].output == (*built, "resources/demo/MANIFEST.json")
     for evaluate in jobs["evaluate"]:  # evaluation waits for the local task files the tasks file names
         assert evaluate.input[1:] == ("config/eval/demo.yaml", *tasks)
     for job in jobs["train"] + jobs["layerwise_loss"] + jobs["evaluate"]:

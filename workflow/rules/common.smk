@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from l3prune.config import load_config, variant_names
+from l3prune.config import check_variant_name, load_config, variant_names
 from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES
 from l3prune.schema import schema_violation
 
@@ -36,8 +36,8 @@ L3PRUNE_VARIANTS = ("small", "large")
 # Jobs run `python3 -m l3prune`: this repository's code (PYTHONPATH) with Snakemake's own
 # interpreter (first on PATH), which has the dependencies since this file imports l3prune. With
 # --use-conda, conda's activation puts the python3 of workflow/envs/l3prune.yaml (the dependencies
-# only) before it. Set here rather than in the commands, so that moving the repository or switching
-# to --use-conda is no changed parameter that would rerun every job.
+# only) before it. Set here rather than in the commands, so that the commands (and with them
+# Snakemake's 'code' and 'params' rerun triggers) do not depend on where the repository lies.
 for _var, _path in (
     ("PYTHONPATH", workflow.basedir),
     ("PATH", str(Path(sys.executable).parent)),
@@ -99,6 +99,8 @@ def model_inputs(wildcards):
 
 
 def train_inputs(wildcards):
+    # a variant the training config does not define fails here, before any job, not in train
+    check_variant_name(training_config(wildcards.model), wildcards.variant)
     inputs = model_inputs(wildcards)
     if wildcards.variant in L3PRUNE_VARIANTS:
         inputs["prune_points"] = f"results/{wildcards.model}/prune_points.json"
