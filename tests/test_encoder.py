@@ -25,11 +25,12 @@ TEXTS = [
 def hidden_states_alone(encoder, instruction, text):
     """Final hidden states of one unpadded input, computed without the encoder's batching."""
     tok = encoder.tokenizer
-    prefix = (
-        tok(join_instruction(instruction, ""), add_special_tokens=False)["input_ids"] if instruction else []
-    )
-    body = tok(text, add_special_tokens=False)["input_ids"]
-    ids = [tok.bos_token_id, *prefix, *body, tok.eos_token_id]  # the tiny tokenizer's template: <s> $A </s>
+    # the model reads "instruction: text" tokenised as one string; the tiny byte-level tokenizer
+    # ends the instruction's part at ":" (the space goes with the text's first word, "Ġthe")
+    joined = tok(join_instruction(instruction, text), add_special_tokens=False)["input_ids"]
+    prefix = tok(instruction + ":", add_special_tokens=False)["input_ids"] if instruction else []
+    assert joined[: len(prefix)] == prefix
+    ids = [tok.bos_token_id, *joined, tok.eos_token_id]  # the tiny tokenizer's template: <s> $A </s>
     with torch.no_grad():
         out = encoder.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
     return out, len(prefix)
@@ -67,6 +68,27 @@ def test_instruction_is_attended_but_not_pooled(tiny_llama):
     pooled_all = LLMEncoder.from_pretrained(tiny_llama, pooling_mode="mean", skip_instruction=False)
     features = pooled_all.tokenize([["Given a question retrieve", "the summit"]])
     assert torch.equal(features["pool_mask"], features["attention_mask"])
+
+
+def test_the_model_reads_instruction_and_text_tokenised_as_one_string(tiny_llama, monkeypatch):
+    encoder = LLMEncoder.from_pretrained(tiny_llama)
+    tok = encoder.tokenizer
+    joined = tok("Retrieve text: the summit", add_special_tokens=False)["input_ids"]
+    features = encoder.tokenize([["Retrieve text", "the summit"]])
+    assert features["input_ids"][0].tolist() == [tok.bos_token_id, *joined, tok.eos_token_id]
+    text = tok(" the summit", add_special_tokens=False)[
+        "input_ids"
+    ]  # "Ġthe Ġsummit", as in the joined string
+    assert joined[-len(text) :] == text
+    assert features["pool_mask"][0].tolist() == [0] * (len(joined) - len(text) + 1) + [1] * (len(text) + 1)
+
+    # a slow tokenizer has no character offsets: the two pieces are tokenised apart
+    monkeypatch.setattr(type(tok), "is_fast", property(lambda self: False))
+    apart = encoder.tokenize([["Retrieve text", "the summit"]])
+    prefix = tok("Retrieve text: ", add_special_tokens=False)["input_ids"]
+    alone = tok("the summit", add_special_tokens=False)["input_ids"]
+    assert apart["input_ids"][0].tolist() == [tok.bos_token_id, *prefix, *alone, tok.eos_token_id]
+    assert apart["pool_mask"][0].tolist() == [0] * (len(prefix) + 1) + [1] * (len(alone) + 1)
 
 
 def test_join_instruction_rule():

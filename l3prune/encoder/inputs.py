@@ -1,10 +1,12 @@
 """Turning `[text, ...]` / `[[instruction, text], ...]` into model inputs with a pooling mask.
 
 One rule joins an instruction to its text, in training and in inference alike: the instruction
-is stripped and ends in ": " unless it already ends in punctuation (`join_instruction`). Token
-ids are built as [specials before] + instruction + text + [specials after], each piece
-tokenised on its own, so the boundary between instruction and text is exact for every
-tokenizer and the pooling mask needs no separator trick.
+is stripped and ends in ": " unless it already ends in punctuation (`join_instruction`). The
+model reads that joined string tokenised as one, as it would any text (tokenising the pieces
+apart would feed it a lone space token and the text's first word without its leading space),
+wrapped as [specials before] + tokens + [specials after]. The text's part starts at the first
+token reaching past the instruction, found from the tokenizer's character offsets; a slow
+tokenizer, which has none, gets the two pieces tokenised apart instead.
 """
 
 from __future__ import annotations
@@ -84,13 +86,25 @@ class InputBuilder:
         head, tail = self._ids([before, after]) if (before or after) else ([], [])
         return head, tail
 
+    def _split_ids(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """(instruction ids, text ids) of each joined input."""
+        prefixes = [instruction_prefix(instruction) for instruction, _ in pairs]
+        if not self.tokenizer.is_fast:
+            return list(zip(self._ids(prefixes), self._ids([text for _, text in pairs]), strict=True))
+        joined = [join_instruction(instruction, text) for instruction, text in pairs]
+        encoded = self.tokenizer(joined, add_special_tokens=False, return_offsets_mapping=True)
+        split = []
+        for prefix, ids, offsets in zip(
+            prefixes, encoded["input_ids"], encoded["offset_mapping"], strict=True
+        ):
+            text_start = next((i for i, (_, end) in enumerate(offsets) if end > len(prefix)), len(ids))
+            split.append((ids[:text_start], ids[text_start:]))
+        return split
+
     def token_ids(self, inputs: Sequence[Input]) -> tuple[list[list[int]], list[int]]:
         """Unpadded ids per input and the index where its pooled part starts."""
-        pairs = [split_input(item) for item in inputs]
-        prefixes = self._ids([instruction_prefix(instr) for instr, _ in pairs])
-        texts = self._ids([text for _, text in pairs])
         ids, pool_starts = [], []
-        for prefix, text in zip(prefixes, texts, strict=True):
+        for prefix, text in self._split_ids([split_input(item) for item in inputs]):
             room = self.max_length - len(self.head) - len(self.tail)
             prefix = prefix[: room - 1]  # an over-long instruction still leaves one text token
             text = text[: min(self.doc_max_length, room - len(prefix))]
