@@ -86,14 +86,22 @@ def run_fresh(args: argparse.Namespace, layers: int | None, checkpointing: bool)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def at_least_one(text: str) -> int:
+    """A step count: the rate is taken between the last warm-up step's end and the last step's."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resources/demo/model")
     parser.add_argument("--data", default="resources/demo/train.jsonl")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps, after the warm-up steps")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=at_least_one, default=3, help="timed steps, after the warm-up steps")
+    parser.add_argument("--warmup", type=at_least_one, default=1, help="untimed steps first")
     parser.add_argument("--pruned-layers", type=int, default=10)
     parser.add_argument("--scratch", default="/tmp/l3prune-bench-train")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # one configuration, JSON out

@@ -476,3 +476,15 @@ def test_full_fine_tuning_without_adapter_saves_and_resumes_all_weights(tiny_lla
         want["layers.0.mlp.up_proj.weight"],
         LLMEncoder.from_pretrained(tiny_llama).model.state_dict()["layers.0.mlp.up_proj.weight"],
     )
+
+
+@pytest.mark.parametrize("option", ["--warmup", "--steps"])
+def test_training_benchmark_refuses_a_step_count_it_cannot_time(option):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "train.py"
+    result = subprocess.run([sys.executable, str(bench), option, "0"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == f"train.py: error: argument {option}: must be at least 1, got 0"
