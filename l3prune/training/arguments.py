@@ -30,6 +30,14 @@ def resolve_precision(config: TrainConfig) -> tuple[str | None, bool, bool]:
     return ("float32" if dtype in ("bfloat16", "float16") else dtype), False, False
 
 
+def encoder_kwargs(config: TrainConfig, dtype: str | None) -> dict:
+    """The config's encoder keywords with the weights dtype this device has (see resolve_precision)."""
+    kwargs = config.encoder_kwargs()
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return kwargs
+
+
 def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, bf16: bool, fp16: bool):
     """The config's TrainingArguments fields, plus what contrastive training fixes: checkpoints in
     `checkpoint_dir`, data read in order, the precision this machine has."""

@@ -12,22 +12,20 @@ A variant whose final folder exists is skipped.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
-from ..config import TrainConfig, check_prune_points, check_variant_name, variant_names, variant_value
+from ..config import TrainConfig, check_variant_name, variant_names, variant_value
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
 from ..encoder.llm_encoder import load_model_config
 from ..files import write_json
 from ..loss.utils import load_loss
-from .arguments import resolve_precision, training_arguments
+from .arguments import encoder_kwargs, resolve_precision, training_arguments
+from .autoprune import find_prune_points
 from .callbacks import StopAfterSteps, TrainingLogCSV
 from .lora import add_lora
 
@@ -194,14 +192,6 @@ def _finish(encoder: LLMEncoder, work: Path, folder: Path, info: dict) -> None:
     logger.info("variant %s: trained model in %s", info["variant"], folder)
 
 
-def encoder_kwargs(config: TrainConfig, dtype: str | None) -> dict:
-    """The config's encoder keywords with the weights dtype this device has (see resolve_precision)."""
-    kwargs = config.encoder_kwargs()
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    return kwargs
-
-
 def full_model_size(name_or_path: str, trust_remote_code: bool = False) -> tuple[int, int]:
     """(layers, parameters) of the unpruned base model, counted without loading its weights."""
     from accelerate import init_empty_weights
@@ -211,49 +201,3 @@ def full_model_size(name_or_path: str, trust_remote_code: bool = False) -> tuple
     with init_empty_weights():
         model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
     return config.num_hidden_layers, sum(p.numel() for p in model.parameters())
-
-
-def find_prune_points(config: TrainConfig) -> dict:
-    """Run L3Prune on the base model: {"small": n, "large": n, "num_layers": N}.
-
-    Under torchrun every process computes it before the process group exists (the loss would
-    otherwise gather across processes), then all take process 0's result.
-    """
-    import torch.distributed as dist
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
-
-    from ..layerwise import l3prune
-
-    if dist.is_available() and dist.is_initialized():
-        raise ValueError(
-            "cannot run L3Prune inside a started multi-process job; compute the prune points first "
-            "(l3prune layerwise-loss, then l3prune prune-points) and pass --prune-points"
-        )
-    dtype, _, _ = resolve_precision(config)
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    encoder = LLMEncoder.from_pretrained(
-        config.model_name_or_path, device_map=device, **encoder_kwargs(config, dtype)
-    )
-    dataset = load_dataset(
-        config.dataset_name,
-        file_path=config.dataset_file_path,
-        effective_batch_size=config.l3prune_batch_size,
-        seed=config.seed,
-    )
-    loss_fn = load_loss(config.loss_class, scale=config.loss_scale)
-    points = l3prune(
-        encoder,
-        dataset,
-        loss_fn,
-        batch_size=config.l3prune_batch_size,
-        num_batches=config.l3prune_num_batches,
-    )
-    found = [{"small": points.small, "large": points.large, "num_layers": points.num_layers}]
-    del encoder
-    gc.collect()
-    torch.cuda.empty_cache()
-    if PartialState().num_processes > 1:
-        broadcast_object_list(found, from_process=0)
-    logger.info("L3Prune: small = %d, large = %d of %d layers", *found[0].values())
-    return dict(check_prune_points(found[0]))
