@@ -20,6 +20,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
+import torch
 import yaml
 
 from l3prune.cli import main
@@ -114,6 +115,14 @@ class Inputs:
         """`l3prune prune-points` of a loss file holding `curve`, writing points and plot into out/."""
         loss, out = self.text(self.loss, curve), self.out
         return ["prune-points", loss, "--out", str(out / "points.json"), "--plot", str(out / "curve.png")]
+
+    def layerwise_loss(self, *options: str, **keys) -> list[str]:
+        """`l3prune layerwise-loss` of a config with `keys` changed, one batch of 4 unless `options`
+        say otherwise (the last of a repeated option counts)."""
+        return [
+            "layerwise-loss", self.train_config(**keys), "--out", str(self.out / "loss.json"),
+            "--batch-size", "4", "--num-batches", "1", *options,
+        ]  # fmt: skip
 
     def train_with_points(self, **points) -> list[str]:
         """`l3prune train --variant small` with a prune points file holding `points`."""
@@ -308,17 +317,54 @@ CASES = [
     ),
     Case(
         "data: malformed jsonl line (layerwise-loss)",
-        lambda i: [
-            "layerwise-loss",
-            i.train_config(dataset_file_path=i.malformed_data()),
-            "--out",
-            str(i.out / "loss.json"),
-            "--batch-size",
-            "4",
-            "--num-batches",
-            "1",
-        ],  # fmt: skip
+        lambda i: i.layerwise_loss(dataset_file_path=i.malformed_data()),
         rf"{{bad_data}}:3: malformed line \('positive' is not a string\); {JSONL_EXPECTED}",
+    ),
+    # ---------------------------------------------------------------- devices and counts (checked before loading)
+    Case(
+        "device: cuda without CUDA (evaluate)",
+        lambda i: i.evaluate(i.local_task(), "--device", "cuda"),
+        r"--device cuda: CUDA is not available here \(accepted: cpu\)",
+    ),
+    Case(
+        "device: cuda:1 without CUDA (layerwise-loss)",
+        lambda i: i.layerwise_loss("--device", "cuda:1"),
+        r"--device cuda:1: CUDA is not available here \(accepted: cpu\)",
+    ),
+    Case(
+        "device: mps without MPS (layerwise-loss)",
+        lambda i: i.layerwise_loss("--device", "mps"),
+        r"--device mps: MPS is not available here \(accepted: cpu\)",
+    ),
+    Case(
+        "device: malformed (evaluate)",
+        lambda i: i.evaluate(i.local_task(), "--device", "cuda:x"),
+        r"--device cuda:x: not a device name \(accepted: cpu\)",
+    ),
+    Case(
+        "device: a torch device type l3prune does not run on (layerwise-loss)",
+        lambda i: i.layerwise_loss("--device", "meta"),
+        r"--device meta: l3prune runs on cpu, cuda or mps \(accepted: cpu\)",
+    ),
+    Case(
+        "count: evaluate --batch-size 0",
+        lambda i: i.evaluate(i.local_task(), "--batch-size", "0"),
+        r"--batch-size must be at least 1, got 0",
+    ),
+    Case(
+        "count: layerwise-loss --batch-size 0, not the config's",
+        lambda i: i.layerwise_loss("--batch-size", "0"),
+        r"--batch-size must be at least 1, got 0",
+    ),
+    Case(
+        "count: layerwise-loss --num-batches 0, not the config's",
+        lambda i: i.layerwise_loss("--num-batches", "0"),
+        r"--num-batches must be at least 1, got 0",
+    ),
+    Case(
+        "count: layerwise-loss --num-batches -1",
+        lambda i: i.layerwise_loss("--num-batches", "-1"),
+        r"--num-batches must be at least 1, got -1",
     ),
     # ---------------------------------------------------------------- tasks file: task names and files
     Case(
@@ -371,6 +417,10 @@ CASES = [
 def inputs(tiny_llama, tmp_path, monkeypatch) -> Inputs:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import
+    # every row runs as on a machine without a GPU, whatever this one has: the device rows name
+    # what is accepted, and a row that got past its check must not start work on a GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     folder = tmp_path / "in"
     folder.mkdir()
     data = folder / "pairs.jsonl"

@@ -90,3 +90,48 @@ def test_prune_points_errors_are_one_line(tmp_path, capsys):
     assert main(["prune-points", str(bad), "--out", str(tmp_path / "p.json")]) == 2
     assert "no 'losses' list of numbers" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_layerwise_loss_computes_the_curve_train_picks_its_points_from(config_file, tmp_path, monkeypatch):
+    """`l3prune train` (autoprune) and `l3prune layerwise-loss` share their setup: the same curve."""
+    from l3prune.config import load_config
+    from l3prune.training import autoprune
+
+    config_file.write_text(
+        json.dumps(json.loads(config_file.read_text()) | {"l3prune_batch_size": 4, "l3prune_num_batches": 3})
+    )
+    loss_json = tmp_path / "loss.json"
+    assert main(["layerwise-loss", str(config_file), "--out", str(loss_json)]) == 0
+    curve = json.loads(loss_json.read_text())
+    assert (curve["data"]["batch_size"], curve["data"]["num_batches"]) == (
+        4,
+        3,
+    )  # the config's, not 64 and 100
+    seen = []
+    select = autoprune.select_prune_points
+    monkeypatch.setattr(
+        autoprune, "select_prune_points", lambda losses: seen.append(losses) or select(losses)
+    )
+    points = autoprune.find_prune_points(load_config(config_file))
+    assert seen == [curve["losses"]]
+    small, large = select(curve["losses"])
+    assert points == {"small": small, "large": large, "num_layers": 4}
+
+
+def test_device_names_what_this_machine_has(monkeypatch):
+    import torch
+
+    from l3prune.commands.options import torch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert [torch_device(d) for d in (None, "cuda", "cuda:1", "cpu")] == ["cuda", "cuda", "cuda:1", "cpu"]
+    with pytest.raises(ValueError) as error:
+        torch_device("cuda:2")
+    assert str(error.value) == (
+        "--device cuda:2: this machine has 2 CUDA device(s) (accepted: cpu, cuda, cuda:0, cuda:1)"
+    )
+    with pytest.raises(ValueError) as error:
+        torch_device("mps")
+    assert str(error.value) == "--device mps: MPS is not available here (accepted: cpu, cuda, cuda:0, cuda:1)"

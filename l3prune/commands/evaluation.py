@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .options import add_device_option, at_least_one, torch_device
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
         "--num-layers", type=int, help="keep only the first K layers (default: the variant's own count)"
     )
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: the checkpoint's)")
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_device_option(p)
     p.add_argument(
         "--trust-remote-code",
         action="store_true",
@@ -68,14 +70,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from ..evaluation.run import evaluate
     from ..evaluation.tasks_file import load_tasks_file
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    at_least_one("--batch-size", args.batch_size)
+    device = torch_device(args.device)
     config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
     hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
     if args.trust_remote_code:
         hf_kwargs["trust_remote_code"] = True
     encoder = LLMEncoder.from_pretrained(args.variant, num_layers=args.num_layers, **hf_kwargs)
-    encoder.model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    encoder.model.to(device)
     summary = evaluate(
         encoder,
         config,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_device_option, at_least_one, torch_device
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -22,7 +24,7 @@ def register(subparsers) -> None:
         "--num-batches", type=int, help="batches to average (default: the config's l3prune_num_batches, 100)"
     )
     p.add_argument("--seed", type=int, help="data sampling seed (default: the config's seed)")
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_device_option(p)
     p.set_defaults(func=run_layerwise_loss)
 
     p = subparsers.add_parser(
@@ -39,33 +41,17 @@ def register(subparsers) -> None:
 def run_layerwise_loss(args: argparse.Namespace) -> None:
     import time
 
-    import torch
-
     from ..config import load_config
-    from ..dataset.utils import load_dataset
-    from ..encoder import LLMEncoder
     from ..files import write_json
-    from ..layerwise import layerwise_loss
-    from ..loss.utils import load_loss
-    from ..training.arguments import resolve_precision
+    from ..training.autoprune import layerwise_run
 
+    batch_size = at_least_one("--batch-size", args.batch_size)
+    num_batches = at_least_one("--num-batches", args.num_batches)
+    device = torch_device(args.device)
     config = load_config(args.config)
-    batch_size = args.batch_size or config.l3prune_batch_size
-    num_batches = args.num_batches or config.l3prune_num_batches
-    seed = config.seed if args.seed is None else args.seed
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dataset = load_dataset(
-        config.dataset_name, file_path=config.dataset_file_path, effective_batch_size=batch_size, seed=seed
-    )
-    loss_fn = load_loss(config.loss_class, scale=config.loss_scale)
-    # the same weights dtype as `l3prune train` uses on this device, so both pick the same points
-    kwargs = config.encoder_kwargs() | {"dtype": resolve_precision(config)[0]}
-    encoder = LLMEncoder.from_pretrained(
-        config.model_name_or_path, **{k: v for k, v in kwargs.items() if v is not None}
-    )
-    encoder.model.to(device)
+    run = layerwise_run(config, device, batch_size=batch_size, num_batches=num_batches, seed=args.seed)
     start = time.perf_counter()
-    losses = layerwise_loss(encoder, dataset, loss_fn, batch_size, num_batches, show_progress_bar=True)
+    losses = run.losses(show_progress_bar=True)
     write_json(
         args.out,
         {
@@ -75,14 +61,14 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
             "data": {
                 "dataset_name": config.dataset_name,
                 "dataset_file_path": config.dataset_file_path,
-                "batch_size": batch_size,
-                "num_batches": min(num_batches, len(dataset) // batch_size),
-                "seed": seed,
+                "batch_size": run.batch_size,
+                "num_batches": min(run.num_batches, len(run.dataset) // run.batch_size),
+                "seed": run.seed,
             },
             "settings": {
-                "pooling_mode": encoder.pooling_mode,
-                "max_length": encoder.inputs.max_length,
-                "dtype": str(encoder.model.dtype),
+                "pooling_mode": run.encoder.pooling_mode,
+                "max_length": run.encoder.inputs.max_length,
+                "dtype": str(run.encoder.model.dtype),
                 "device": device,
                 "loss": config.loss_class,
                 "loss_scale": config.loss_scale,
