@@ -7,7 +7,7 @@ from statistics import mean
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, spearmanr
 
 from l3prune import LLMEncoder
 from l3prune.evaluation.run import evaluate
@@ -85,7 +85,9 @@ def run(encoder, config, tmp_path, **kwargs):
     return evaluate(encoder, config, tmp_path / "out" / "mteb.json", name="l3prune/tiny-full", **kwargs)
 
 
-def test_every_local_task_type_scores(encoder, tmp_path):
+def test_every_local_task_type_scores_the_metrics_the_tasks_file_accepts(encoder, tmp_path):
+    from l3prune.evaluation.tasks_file import LOCAL_TASK_METRICS
+
     cls = [
         {"text": sentence(i), "label": ["x", "y"][i % 2], "split": "train" if i < 12 else "test"}
         for i in range(18)
@@ -114,6 +116,9 @@ def test_every_local_task_type_scores(encoder, tmp_path):
     for task in summary["tasks"].values():
         assert isinstance(task["main_score"], float) and not np.isnan(task["main_score"])
         assert task["scores"]["test"][0][task["main_metric"]] == task["main_score"]
+        # load_tasks_file checks main_score against LOCAL_TASK_METRICS: it must be what mteb reports
+        reported = {key for key, value in task["scores"]["test"][0].items() if isinstance(value, float)}
+        assert reported - {"main_score"} == set(LOCAL_TASK_METRICS[task["type"]])
 
 
 def test_sts_score_matches_an_independent_computation(encoder, tmp_path):
@@ -280,6 +285,42 @@ def test_failed_run_resumes_without_redoing_finished_tasks(encoder, tmp_path, mo
     summary = evaluate(encoder, config, out, name="l3prune/tiny-full")
     assert {instruction for instruction, _ in rerun.inputs} == {"Compare:"}
     assert summary["tasks"]["A"]["instruction"] == "Compare:"
+
+
+def test_a_changed_data_file_reruns_the_task(encoder, spy, tmp_path):
+    path = sts_file(tmp_path)
+    config = write_tasks(tmp_path, [f"name: S, type: STS, path: {path}"])
+    before = run(encoder, config, tmp_path)["tasks"]["S"]["main_score"]
+    assert before != 0
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    write_jsonl(path, [{**row, "score": 2.0 - row["score"]} for row in rows])  # reversed ranks
+    spy.inputs.clear()
+    summary = run(encoder, write_tasks(tmp_path, [f"name: S, type: STS, path: {path}"]), tmp_path)
+    assert summary["tasks"]["S"]["main_score"] == pytest.approx(-before, abs=1e-12)
+    assert summary["average"] == summary["tasks"]["S"]["main_score"]
+    assert len(spy.inputs) == 4  # encoded again, not taken from mteb's cached result
+
+    spy.inputs.clear()  # unchanged again: mteb's saved result (rounded to 6 decimals), nothing encoded
+    again = run(encoder, config, tmp_path)["tasks"]["S"]["main_score"]
+    assert again == pytest.approx(summary["tasks"]["S"]["main_score"], abs=1e-6)
+    assert spy.inputs == []
+
+
+def test_a_changed_main_score_reports_that_metric(encoder, tmp_path):
+    path = sts_file(tmp_path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    run(encoder, write_tasks(tmp_path, [f"name: S, type: STS, path: {path}"]), tmp_path)
+    config = write_tasks(tmp_path, [f"name: S, type: STS, path: {path}, main_score: manhattan_pearson"])
+    summary = run(encoder, config, tmp_path)
+    a = encoder.encode([[STS, r["sentence1"]] for r in rows])
+    b = encoder.encode([[STS, r["sentence2"]] for r in rows])
+    manhattan = -(a - b).abs().sum(dim=1).numpy()  # mteb scores the negated distance
+    expected = pearsonr([r["score"] for r in rows], manhattan).statistic
+    task = summary["tasks"]["S"]
+    assert task["main_metric"] == "manhattan_pearson"
+    assert task["main_score"] == pytest.approx(expected, abs=1e-6)
+    assert task["scores"]["test"][0]["main_score"] == task["main_score"]  # mteb's own file agrees
+    assert summary["average"] == task["main_score"]
 
 
 def test_pruned_model_records_its_layers_and_gets_its_own_results(tiny_llama, tmp_path):

@@ -137,15 +137,47 @@ def test_local_name_may_not_repeat_an_mteb_task(tmp_path, sts_file):
         load_tasks_file(path)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (  # a local task would replace the benchmark's task of that name
+            'benchmark: "MTEB(eng, v2)"\nlocal_tasks:\n'
+            "  - {{name: STSBenchmark, type: STS, path: {sts}}}\n  - {{name: Lee, type: STS, path: {sts}}}\n",
+            "local task name(s) STSBenchmark also name task(s) of benchmark 'MTEB(eng, v2)'; "
+            "give the local task(s) another name",
+        ),
+        (
+            "local_tasks:\n  - {{name: Lee, type: STS, path: {sts}, main_score: manhatan_pearson}}\n",
+            "local_tasks[0] (Lee): main_score 'manhatan_pearson' is not a STS metric; choose from "
+            "pearson, spearman, cosine_pearson, cosine_spearman, manhattan_pearson, manhattan_spearman, "
+            "euclidean_pearson, euclidean_spearman",
+        ),
+    ],
+)
+def test_local_task_checks_before_the_model_loads(tmp_path, sts_file, text, message):
+    path = tasks_file(tmp_path, text.format(sts=sts_file))
+    with pytest.raises(ValueError) as error:
+        load_tasks_file(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_unknown_benchmark_fails_with_the_tasks_file(tmp_path):
+    path = tasks_file(tmp_path, 'benchmark: "MTEB(nope)"\n')
+    with pytest.raises(ValueError, match=rf"^{path}: unknown MTEB benchmark 'MTEB\(nope\)': .*not found"):
+        load_tasks_file(path)
+
+
 def test_missing_tasks_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"tasks file {tmp_path}/nope.yaml not found"):
         load_tasks_file(tmp_path / "nope.yaml")
 
 
 def test_local_task_types_all_have_a_class_and_a_main_score():
-    from l3prune.evaluation.local_tasks import DEFAULT_MAIN_SCORE, TASK_CLASSES
+    from l3prune.evaluation.local_tasks import TASK_CLASSES
+    from l3prune.evaluation.tasks_file import DEFAULT_MAIN_SCORE, LOCAL_TASK_METRICS
 
-    assert set(TASK_CLASSES) == set(LOCAL_TASK_FILES) == set(DEFAULT_MAIN_SCORE)
+    assert set(TASK_CLASSES) == set(LOCAL_TASK_FILES) == set(DEFAULT_MAIN_SCORE) == set(LOCAL_TASK_METRICS)
+    assert all(DEFAULT_MAIN_SCORE[type_] in metrics for type_, metrics in LOCAL_TASK_METRICS.items())
 
 
 # ---------------------------------------------------------------- local task files
@@ -175,19 +207,19 @@ def read_local(tmp_path, type_, **files):
         ),
         (
             "Classification",
-            [{"text": "a", "label": 1, "split": "dev"}],
-            "split='dev'; allowed values: train, test",
+            [{"text": "a", "label": 1, "split": "train"}, {"text": "b", "label": 1, "split": "dev"}],
+            ":2: split='dev'; allowed values: train, test",
         ),
         (
             "Classification",
             [{"text": "a", "label": 1, "split": "test"}],
-            "no examples with split='train'; classification needs train and test examples",
+            ": no examples with split='train'; classification needs train and test examples",
         ),
         ("Clustering", [{"text": "a"}], ":1: missing key 'label' (each line needs text, label)"),
         (
             "PairClassification",
             [{"sentence1": "a", "sentence2": "b", "label": 2}],
-            "label=2; allowed values: 0, 1",
+            ":1: label=2; allowed values: 0, 1",
         ),
         ("STS", [], ": no examples (each line is an object with sentence1, sentence2, score)"),
     ],
@@ -196,8 +228,7 @@ def test_bad_local_jsonl_names_file_and_line(tmp_path, type_, rows, message):
     path = write_jsonl(tmp_path / "data.jsonl", rows)
     with pytest.raises(ValueError) as error:
         read_local(tmp_path, type_, path=path)
-    assert str(error.value).startswith(str(path))
-    assert message in str(error.value)
+    assert str(error.value).startswith(f"{path}{message}")
 
 
 def test_invalid_json_line(tmp_path):

@@ -29,19 +29,14 @@ from mteb.abstasks.task_metadata import TaskMetadata
 
 from l3prune.files import sha256_file
 
-from .tasks_file import LocalTaskSpec
-
-DEFAULT_MAIN_SCORE = {
-    "STS": "cosine_spearman",
-    "Retrieval": "ndcg_at_10",
-    "Classification": "accuracy",
-    "Clustering": "v_measure",
-    "PairClassification": "max_ap",
-}
+from .tasks_file import DEFAULT_MAIN_SCORE, LocalTaskSpec
 
 
-def read_jsonl(path: Path, fields: dict[str, type | tuple[type, ...]]) -> list[dict[str, Any]]:
-    """The objects of a jsonl file, each checked to hold `fields` (name -> accepted types)."""
+def read_jsonl(
+    path: Path, fields: dict[str, type | tuple[type, ...]], values: dict[str, tuple] | None = None
+) -> list[dict[str, Any]]:
+    """The objects of a jsonl file, each checked to hold `fields` (name -> accepted types) and, for
+    the fields named in `values`, one of the values listed there."""
     expected = ", ".join(fields)
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -65,6 +60,11 @@ def read_jsonl(path: Path, fields: dict[str, type | tuple[type, ...]]) -> list[d
                     raise ValueError(
                         f"{path}:{number}: {name}={row[name]!r} has the wrong type (each line needs {expected})"
                     )
+            for name, allowed in (values or {}).items():
+                if row[name] not in allowed:
+                    raise ValueError(
+                        f"{path}:{number}: {name}={row[name]!r}; allowed values: {', '.join(map(str, allowed))}"
+                    )
             rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no examples (each line is an object with {expected})")
@@ -75,14 +75,8 @@ def _columns(rows: list[dict], names: list[str]) -> dict[str, list]:
     return {name: [row[name] for row in rows] for name in names}
 
 
-def _check_values(path: Path, rows: list[dict], key: str, allowed: tuple) -> None:
-    for row in rows:
-        if row[key] not in allowed:
-            raise ValueError(f"{path}: {key}={row[key]!r}; allowed values: {', '.join(map(str, allowed))}")
-
-
 def files_sha256(paths) -> str:
-    """The data revision of a local task: a change in any of its files reruns it."""
+    """The data revision of a local task: evaluate() reruns a task whose revision changed."""
     return hashlib.sha256(" ".join(sha256_file(path) for path in paths).encode()).hexdigest()[:16]
 
 
@@ -116,15 +110,6 @@ class LocalTask:
     def read(self):
         raise NotImplementedError
 
-    def _add_main_score(self, scores: dict) -> None:
-        if self.metadata.main_score not in scores:
-            metrics = sorted(k for k, v in scores.items() if isinstance(v, float | int))
-            raise ValueError(
-                f"local task {self.spec.name}: main_score {self.metadata.main_score!r} is not a {self.spec.type} metric; "
-                f"choose from {', '.join(metrics)}"
-            )
-        super()._add_main_score(scores)
-
 
 class LocalSTSTask(LocalTask, AbsTaskSTS):
     def read(self):
@@ -138,8 +123,9 @@ class LocalSTSTask(LocalTask, AbsTaskSTS):
 class LocalClassificationTask(LocalTask, AbsTaskClassification):
     def read(self):
         path = self.spec.files["path"]
-        rows = read_jsonl(path, {"text": str, "label": (str, int), "split": str})
-        _check_values(path, rows, "split", ("train", "test"))
+        rows = read_jsonl(
+            path, {"text": str, "label": (str, int), "split": str}, {"split": ("train", "test")}
+        )
         # mteb's classifier scores binary tasks with pos_label=1: labels become ids 0..n-1
         label_ids = {label: i for i, label in enumerate(sorted({row["label"] for row in rows}, key=str))}
         splits = {}
@@ -173,9 +159,9 @@ class LocalPairClassificationTask(LocalTask, AbsTaskPairClassification):
     label_column_name = "label"
 
     def read(self):
-        path = self.spec.files["path"]
-        rows = read_jsonl(path, {"sentence1": str, "sentence2": str, "label": int})
-        _check_values(path, rows, "label", (0, 1))
+        rows = read_jsonl(
+            self.spec.files["path"], {"sentence1": str, "sentence2": str, "label": int}, {"label": (0, 1)}
+        )
         return DatasetDict({"test": Dataset.from_dict(_columns(rows, ["sentence1", "sentence2", "label"]))})
 
 

@@ -3,22 +3,24 @@
 Layout under the output folder (results/<model>/<variant>/):
     mteb.json                          the summary, written atomically once every task has finished
     results/<name>/<revision>/*.json   mteb's own per-task results (mteb.ResultCache)
-    runs/<revision>/<Task>.json        per task: the instructions used and the encode counts
+    runs/<revision>/<Task>.json        per task: the instructions, data revision and main score it
+                                       ran with, and the encode counts
 
-A rerun after a failure skips every task whose mteb result exists and whose instructions are
-unchanged; a task run with other instructions runs again (its old result is replaced only
-once the new one is complete).
+A rerun after a failure skips every task whose mteb result exists and whose instructions, data
+revision (a local task's: the hash of its files) and main score are unchanged; any other task runs
+again (its old result is replaced only once the new one is complete).
 """
 
 from __future__ import annotations
 
 import logging
+from operator import itemgetter
 from pathlib import Path
 from statistics import mean
 
 from ..files import read_json, write_json
 from .instructions import DEFAULT_INSTRUCTIONS_FILE, InstructionTable, load_instruction_table
-from .tasks_file import EvalConfig
+from .tasks_file import EvalConfig, benchmark_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +31,7 @@ def resolve_tasks(config: EvalConfig) -> list:
 
     from .local_tasks import build_local_task
 
-    tasks = []
-    if config.benchmark:
-        try:
-            tasks += list(mteb.get_benchmark(config.benchmark).tasks)
-        except KeyError as e:
-            raise ValueError(f"unknown MTEB benchmark {config.benchmark!r}: {e.args[0]}") from None
+    tasks = benchmark_tasks(config.benchmark) if config.benchmark else []
     for name in config.tasks:
         try:
             tasks.append(mteb.get_task(name))
@@ -89,10 +86,17 @@ def evaluate(
 
     summaries, failures = {}, {}
     for task in tasks:
-        task_name = task.metadata.name
+        task_name, main_metric = task.metadata.name, task.metadata.main_score
         record_path = runs / f"{task_name}.json"
         record = read_json(record_path, if_missing=None)
-        unchanged = record is not None and record["instructions"] == instructions[task_name]
+        # mteb's "only-missing" reuses any result covering every split, whatever data, metric or
+        # instructions produced it: the run record says whether those are still the same
+        ran_with = {
+            "instructions": instructions[task_name],
+            "revision": task.metadata.revision,
+            "main_score": main_metric,
+        }
+        unchanged = record is not None and all(record.get(key) == value for key, value in ran_with.items())
         before = model.counts()
         try:
             result = mteb.evaluate(
@@ -112,17 +116,19 @@ def evaluate(
         if counts["texts_requested"] == 0 and unchanged:  # mteb took the result from its cache
             counts = {key: record[key] for key in counts}
         else:
-            write_json(record_path, {"instructions": instructions[task_name], **counts})
+            write_json(record_path, {**ran_with, **counts})
+        # read by name, so the value reported is that of the metric named beside it
+        main_score = float(result.get_score(getter=itemgetter(main_metric)))
         summaries[task_name] = {
             "type": task.metadata.type,
-            "main_metric": task.metadata.main_score,
-            "main_score": float(result.get_score()),
+            "main_metric": main_metric,
+            "main_score": main_score,
             "instruction": instructions[task_name][task_name],
             "scores": result.scores,
             "evaluation_seconds": result.evaluation_time,
             **counts,
         }
-        logger.info("%s: %s = %.4f", task_name, task.metadata.main_score, result.get_score())
+        logger.info("%s: %s = %.4f", task_name, main_metric, main_score)
 
     if failures:
         listed = "; ".join(f"{task} ({error})" for task, error in failures.items())

@@ -30,6 +30,48 @@ LOCAL_TASK_FILES = {
 }
 _FILE_KEYS = ("path", "corpus", "queries", "qrels")
 
+# local task type -> the metrics mteb reports for it (any may be its main_score), and the default.
+# Written out so a typo fails before the model loads; tests/test_evaluation.py checks them against
+# what mteb computes.
+_CUTOFFS = (1, 3, 5, 10, 20, 100, 1000)  # mteb's AbsTaskRetrieval.k_values
+_RANKING = ("ndcg", "map", "recall", "precision", "mrr")
+LOCAL_TASK_METRICS = {
+    "STS": [
+        f"{similarity}{statistic}"
+        for similarity in ("", "cosine_", "manhattan_", "euclidean_")
+        for statistic in ("pearson", "spearman")
+    ],
+    "Retrieval": [
+        "accuracy",
+        *(f"{metric}_at_{k}" for metric in (*_RANKING, "hit_rate") for k in _CUTOFFS),
+        *(
+            f"nauc_{metric}_at_{k}_{stat}"
+            for metric in _RANKING
+            for k in _CUTOFFS
+            for stat in ("max", "std", "diff1")
+        ),
+    ],
+    "Classification": [
+        "accuracy",
+        *(f"{metric}{average}" for metric in ("f1", "precision", "recall") for average in ("", "_weighted")),
+        "ap",  # ap and ap_weighted: binary tasks only
+        "ap_weighted",
+    ],
+    "Clustering": ["v_measure", "v_measure_std", "ami", "ami_std"],
+    "PairClassification": [
+        f"{similarity}_{metric}"
+        for similarity in ("similarity", "cosine", "manhattan", "euclidean", "dot", "max")
+        for metric in ("accuracy", "f1", "precision", "recall", "ap")
+    ],
+}
+DEFAULT_MAIN_SCORE = {
+    "STS": "cosine_spearman",
+    "Retrieval": "ndcg_at_10",
+    "Classification": "accuracy",
+    "Clustering": "v_measure",
+    "PairClassification": "max_ap",
+}
+
 _LOCAL_TASK_SCHEMA = {
     "type": "object",
     "required": ["name", "type"],
@@ -80,6 +122,16 @@ class EvalConfig:
         return {**local, **self.instructions}
 
 
+def benchmark_tasks(name: str) -> list:
+    """The mteb task objects of an MTEB benchmark (mteb is imported here: only a benchmark needs it)."""
+    import mteb
+
+    try:
+        return list(mteb.get_benchmark(name).tasks)
+    except KeyError as e:
+        raise ValueError(f"unknown MTEB benchmark {name!r}: {e.args[0]}") from None
+
+
 def _local_task(path: Path, index: int, entry: dict) -> LocalTaskSpec:
     where = f"{path}: local_tasks[{index}] ({entry['name']})"
     needed = LOCAL_TASK_FILES[entry["type"]]
@@ -92,6 +144,11 @@ def _local_task(path: Path, index: int, entry: dict) -> LocalTaskSpec:
     if unused:
         raise ValueError(
             f"{where}: key(s) {', '.join(unused)} not used by type {entry['type']} (it reads {', '.join(needed)})"
+        )
+    metrics = LOCAL_TASK_METRICS[entry["type"]]
+    if "main_score" in entry and entry["main_score"] not in metrics:
+        raise ValueError(
+            f"{where}: main_score {entry['main_score']!r} is not a {entry['type']} metric; choose from {', '.join(metrics)}"
         )
     files = {key: Path(entry[key]) for key in needed}
     for key, file in files.items():
@@ -125,11 +182,24 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
         raise ValueError(
             f"{path}: task name(s) {', '.join(repeated)} given more than once (local task names must differ from MTEB ones)"
         )
-    if not names and not data.get("benchmark"):
+    benchmark = data.get("benchmark")
+    if not names and not benchmark:
         raise ValueError(f"{path}: nothing to evaluate; give `tasks`, `benchmark` or `local_tasks`")
+    if benchmark:
+        try:
+            in_benchmark = {task.metadata.name for task in benchmark_tasks(benchmark)}
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        # a local task would replace the benchmark's task of that name (tasks are keyed by name)
+        clashes = sorted(in_benchmark.intersection(spec.name for spec in local_tasks))
+        if clashes:
+            raise ValueError(
+                f"{path}: local task name(s) {', '.join(clashes)} also name task(s) of benchmark {benchmark!r}; "
+                "give the local task(s) another name"
+            )
     return EvalConfig(
         tasks=tasks,
-        benchmark=data.get("benchmark"),
+        benchmark=benchmark,
         local_tasks=local_tasks,
         instructions=data.get("instructions", {}),
         batch_size=data.get("batch_size", 32),
