@@ -2,11 +2,12 @@
 
 import json
 import logging
+import re
 
 import pytest
 
 from l3prune.evaluation.instructions import DEFAULT_INSTRUCTIONS_FILE, load_instruction_table
-from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES, load_tasks_file
+from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES, load_tasks_file, local_task_paths
 
 
 def write_jsonl(path, rows):
@@ -348,3 +349,29 @@ def test_bad_instruction_table(tmp_path):
     with pytest.raises(FileNotFoundError, match="instruction table .* not found"):
         load_instruction_table(tmp_path / "none.yaml")
     assert DEFAULT_INSTRUCTIONS_FILE.is_file()
+
+
+def test_local_task_paths_are_the_files_the_local_tasks_read(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(
+        "tasks: [STS12]\n"
+        "local_tasks:\n"
+        "  - {name: A, type: STS, path: data/a.jsonl}\n"
+        "  - {name: B, type: Retrieval, corpus: c.jsonl, queries: q.jsonl, qrels: r.jsonl}\n"
+    )
+    # the files need not exist yet: the workflow builds them before evaluating
+    assert local_task_paths(path) == ["data/a.jsonl", "c.jsonl", "q.jsonl", "r.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("local_tasks: [\n", r"tasks\.yaml:2: not valid YAML"),
+        ("local_tasks: [LeeSTS]\n", r"tasks\.yaml: local_tasks\[0\]: 'LeeSTS' is not of type 'object'"),
+    ],
+)
+def test_local_task_paths_of_a_malformed_tasks_file_is_one_line_naming_it(tmp_path, content, message):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path))}/{message}"):
+        local_task_paths(path)

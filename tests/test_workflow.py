@@ -181,6 +181,14 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     )
 
 
+def test_a_malformed_tasks_file_fails_before_any_job_naming_it(tmp_path):
+    (tmp_path / "bad_tasks.yaml").write_text("local_tasks: [LeeSTS]\n")
+    config = {"models": {"demo": {"tasks": "bad_tasks.yaml"}}}
+    with pytest.raises(WorkflowError) as error:
+        dry_run(tmp_path, ["results/demo/full/mteb.json"], config)
+    assert "bad_tasks.yaml: local_tasks[0]: 'LeeSTS' is not of type 'object'" in str(error.value)
+
+
 @pytest.mark.parametrize("variant", ["p25", "l8", "p30"])
 def test_a_variant_the_training_config_lacks_fails_before_any_job(tmp_path, variant):
     with pytest.raises(WorkflowError) as error:

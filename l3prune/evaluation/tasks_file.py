@@ -159,8 +159,8 @@ def _local_task(path: Path, index: int, entry: dict) -> LocalTaskSpec:
     )
 
 
-def load_tasks_file(path: str | Path) -> EvalConfig:
-    path = Path(path)
+def _read_checked(path: Path) -> dict:
+    """The tasks file's YAML, checked against SCHEMA (one-line errors naming the file)."""
     if not path.is_file():
         raise FileNotFoundError(f"tasks file {path} not found")
     try:
@@ -173,7 +173,24 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
     violation = schema_violation(data, SCHEMA)
     if violation is not None:
         raise ValueError(f"{path}: {violation[0]}: {violation[1]}")
+    return data
 
+
+def local_task_paths(path: str | Path) -> list[str]:
+    """The data files the tasks file's local tasks read, as written there: what the workflow's
+    evaluate jobs wait for. Only the tasks file is checked; the data files may not exist yet."""
+    data = _read_checked(Path(path))
+    return [
+        entry[key]
+        for entry in data.get("local_tasks", [])
+        for key in LOCAL_TASK_FILES[entry["type"]]
+        if key in entry
+    ]
+
+
+def load_tasks_file(path: str | Path) -> EvalConfig:
+    path = Path(path)
+    data = _read_checked(path)
     local_tasks = [_local_task(path, i, entry) for i, entry in enumerate(data.get("local_tasks", []))]
     tasks = data.get("tasks", [])
     names = tasks + [spec.name for spec in local_tasks]

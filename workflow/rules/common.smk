@@ -10,7 +10,7 @@ import yaml
 from snakemake.utils import validate
 
 from l3prune.config import check_variant_name, load_config, variant_names
-from l3prune.evaluation.tasks_file import LOCAL_TASK_FILES
+from l3prune.evaluation.tasks_file import local_task_paths
 from l3prune.schema import schema_violation
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -116,20 +116,11 @@ def prune_points_option(wildcards, input):
 
 
 def local_task_files(wildcards):
-    """The local files a tasks file's local_tasks read, so that evaluate waits for them.
-
-    The file is read leniently here: `l3prune evaluate` checks it and reports any error.
-    """
+    """The local files the model's tasks file names, so that evaluate waits for them."""
     tasks = Path(MODELS[wildcards.model]["tasks"])
     if not tasks.is_file():
         return []  # Snakemake reports the tasks file itself as a missing input
-    entries = (yaml.safe_load(tasks.read_text()) or {}).get("local_tasks") or []
-    return [
-        entry[key]
-        for entry in entries
-        for key in LOCAL_TASK_FILES.get(entry.get("type"), ())
-        if key in entry
-    ]
+    return local_task_paths(tasks)
 
 
 def variant_files(path):
