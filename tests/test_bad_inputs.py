@@ -370,7 +370,7 @@ CASES = [
     Case(
         "tasks: unknown MTEB task",
         lambda i: i.evaluate({"tasks": ["STS99"]}),
-        r"unknown MTEB task 'STS99': 'STS99' not found. Did you mean: 'STSB'\?",
+        r"{tasks}: unknown MTEB task 'STS99': 'STS99' not found. Did you mean: 'STSB'\?",
     ),
     Case(
         "tasks: unknown local task type",

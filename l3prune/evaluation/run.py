@@ -20,24 +20,17 @@ from statistics import mean
 
 from ..files import read_json, write_json
 from .instructions import DEFAULT_INSTRUCTIONS_FILE, InstructionTable, load_instruction_table
-from .tasks_file import EvalConfig, benchmark_tasks
+from .tasks_file import EvalConfig, benchmark_tasks, mteb_task
 
 logger = logging.getLogger(__name__)
 
 
 def resolve_tasks(config: EvalConfig) -> list:
     """mteb task objects for the config: its benchmark's tasks, its named tasks, its local tasks."""
-    import mteb
-
     from .local_tasks import build_local_task
 
     tasks = benchmark_tasks(config.benchmark) if config.benchmark else []
-    for name in config.tasks:
-        try:
-            tasks.append(mteb.get_task(name))
-        except KeyError as e:
-            # mteb's message starts with its own "KeyError: ", which the CLI line need not repeat
-            raise ValueError(f"unknown MTEB task {name!r}: {e.args[0].removeprefix('KeyError: ')}") from None
+    tasks += [mteb_task(name) for name in config.tasks]
     tasks += [build_local_task(spec) for spec in config.local_tasks]
     unique = {task.metadata.name: task for task in tasks}  # a named task may also be in the benchmark
     return list(unique.values())

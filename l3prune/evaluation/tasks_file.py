@@ -132,6 +132,17 @@ def benchmark_tasks(name: str) -> list:
         raise ValueError(f"unknown MTEB benchmark {name!r}: {e.args[0]}") from None
 
 
+def mteb_task(name: str):
+    """The mteb task object of a task name (mteb is imported here: only named tasks need it)."""
+    import mteb
+
+    try:
+        return mteb.get_task(name)
+    except KeyError as e:
+        # mteb's message starts with its own "KeyError: ", which the CLI line need not repeat
+        raise ValueError(f"unknown MTEB task {name!r}: {e.args[0].removeprefix('KeyError: ')}") from None
+
+
 def _local_task(path: Path, index: int, entry: dict) -> LocalTaskSpec:
     where = f"{path}: local_tasks[{index}] ({entry['name']})"
     needed = LOCAL_TASK_FILES[entry["type"]]
@@ -202,6 +213,11 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
     benchmark = data.get("benchmark")
     if not names and not benchmark:
         raise ValueError(f"{path}: nothing to evaluate; give `tasks`, `benchmark` or `local_tasks`")
+    for name in tasks:  # before the model loads, not after
+        try:
+            mteb_task(name)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     if benchmark:
         try:
             in_benchmark = {task.metadata.name for task in benchmark_tasks(benchmark)}
