@@ -1,11 +1,13 @@
 """LLMEncoder: pooling, instruction masking, order, prune, save/load, adapters, on tiny random models."""
 
 import json
+import math
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from tiny_models import FAMILIES, build_tokenizer
 from transformers import AutoModel
 
@@ -146,7 +148,19 @@ def test_truncation_to_max_length_and_doc_max_length(tiny_llama):
     tight = LLMEncoder.from_pretrained(tiny_llama, max_length=12, doc_max_length=400)
     features = tight.tokenize([long_text, ["Given a web search query retrieve passages", long_text]])
     assert features["attention_mask"].sum(dim=1).tolist() == [12, 12]
-    assert features["pool_mask"][1].sum() >= 2  # a long instruction never swallows the whole text
+    # a long instruction never swallows the whole text: of the 10 tokens between <s> and </s>, the
+    # instruction keeps 9 and the text its first token
+    tok = tight.tokenizer
+    joined = tok(
+        join_instruction("Given a web search query retrieve passages", long_text), add_special_tokens=False
+    )
+    instruction = tok("Given a web search query retrieve passages:", add_special_tokens=False)["input_ids"]
+    assert len(instruction) > 9 and joined["input_ids"][: len(instruction)] == instruction
+    first_text_token = joined["input_ids"][len(instruction)]
+    assert features["input_ids"][1].tolist() == [
+        tok.bos_token_id, *instruction[:9], first_text_token, tok.eos_token_id
+    ]  # fmt: skip
+    assert features["pool_mask"][1].tolist() == [0] * 10 + [1, 1]
 
 
 def test_chat_template_wraps_text(tiny_llama, tmp_path):
@@ -180,7 +194,12 @@ def test_prune_semantics(tiny_llama, p, kept):
     report = encoder.prune(p)
     assert (report.layers_before, report.layers_after) == (4, kept)
     assert encoder.num_layers == kept == encoder.model.config.num_hidden_layers
-    assert report.params_after == encoder.num_parameters() < report.params_before or kept == 4
+    # parameter counts from the checkpoint itself: every tensor, and those of the kept layers only
+    with safe_open(tiny_llama / "model.safetensors", "pt") as weights:
+        sizes = {key: weights.get_slice(key).get_shape() for key in weights.keys()}  # noqa: SIM118
+    dropped = [key for key in sizes if key.startswith("layers.") and int(key.split(".")[1]) >= kept]
+    assert report.params_before == sum(math.prod(shape) for shape in sizes.values())
+    assert report.params_after == report.params_before - sum(math.prod(sizes[key]) for key in dropped)
 
 
 @pytest.mark.parametrize(
