@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import average_precision_score
 
 from l3prune import LLMEncoder
 from l3prune.evaluation.run import evaluate
@@ -131,6 +132,38 @@ def test_sts_score_matches_an_independent_computation(encoder, tmp_path):
     cosine = torch.nn.functional.cosine_similarity(a, b).numpy()
     expected = spearmanr([r["score"] for r in rows], cosine).statistic
     assert summary["tasks"]["S"]["main_score"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_retrieval_score_ranks_documents_by_cosine(encoder, tmp_path):
+    summary = run(encoder, write_tasks(tmp_path, [retrieval_entry(tmp_path)]), tmp_path)
+    queries = encoder.encode([["Find it:", sentence(i + 7)] for i in range(3)])
+    documents = encoder.encode([f"T{i} {sentence(i)}" for i in range(5)])  # mteb joins title and text
+    similarity = (
+        torch.nn.functional.normalize(queries, dim=1) @ torch.nn.functional.normalize(documents, dim=1).T
+    )
+    # query i's one relevant document is d{i}; its 1-based rank among the 5 by cosine
+    ranks = [int((row > row[i]).sum()) + 1 for i, row in enumerate(similarity)]
+    # the tiny random model must not rank every relevant document first, or any ranking would score 1
+    assert ranks != [1, 1, 1]
+    task = summary["tasks"]["R"]
+    # nDCG with one relevant document of gain 1: 1 / log2(rank + 1); mteb rounds retrieval scores to 5 decimals
+    assert task["main_score"] == pytest.approx(mean(1 / np.log2(rank + 1) for rank in ranks), abs=5e-6)
+    assert task["scores"]["test"][0]["mrr_at_10"] == pytest.approx(mean(1 / rank for rank in ranks), abs=5e-6)
+
+
+def test_pair_classification_score_is_the_average_precision_of_cosine(encoder, tmp_path):
+    pair = [{"sentence1": sentence(i), "sentence2": sentence(i + 2), "label": i % 2} for i in range(8)]
+    path = write_jsonl(tmp_path / "p.jsonl", pair)
+    entry = f"name: P, type: PairClassification, path: {path}, instruction: 'Same?'"
+    summary = run(encoder, write_tasks(tmp_path, [entry]), tmp_path)
+    a = encoder.encode([["Same?", r["sentence1"]] for r in pair])
+    b = encoder.encode([["Same?", r["sentence2"]] for r in pair])
+    cosine = torch.nn.functional.cosine_similarity(a, b).numpy()
+    expected = average_precision_score([r["label"] for r in pair], cosine)
+    scores = summary["tasks"]["P"]["scores"]["test"][0]
+    # similarity_ap scores with the model's own similarity function, which must be cosine
+    assert scores["similarity_ap"] == pytest.approx(expected, abs=1e-6)
+    assert scores["cosine_ap"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_retrieval_queries_get_the_instruction_documents_none(encoder, spy, tmp_path):
