@@ -77,6 +77,38 @@ def test_summary_rows_and_files(results, tmp_path):
     ]  # no temp files left
 
 
+def test_plot_draws_each_variants_parameters_and_scores(results, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    savefig = Figure.savefig
+
+    def record(figure, *args, **kwargs):  # the figure as written, to read its lines back
+        saved.append(figure)
+        return savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    write_report(results, tmp_path)
+    (ax,) = saved[0].axes
+    assert ax.get_xlabel() == "parameters (millions)"
+    by_size = sorted(VARIANTS.items(), key=lambda item: item[1][1])  # small, large, full
+    x = [parameters / 1e6 for _, (_, parameters, *_) in by_size]  # the base model's, without the adapter
+    sts = [values[2] for _, values in by_size]
+    classification = [values[3] for _, values in by_size]
+    average = [(a + b) / 2 for a, b in zip(sts, classification, strict=True)]
+    drawn = {line.get_label(): line for line in ax.get_lines() if len(line.get_xdata())}
+    line = drawn.pop("average")
+    assert (list(line.get_xdata()), list(line.get_ydata())) == (pytest.approx(x), pytest.approx(average))
+    assert [list(line.get_xdata()) for line in drawn.values()] == [pytest.approx(x)] * 2
+    # one faint line per task, in either order
+    assert sorted(list(line.get_ydata()) for line in drawn.values()) == [
+        pytest.approx(sts),
+        pytest.approx(classification),
+    ]
+    assert [text.get_text() for text in ax.texts] == [variant for variant, _ in by_size]
+    assert [text.xy for text in ax.texts] == [pytest.approx(xy) for xy in zip(x, average, strict=True)]
+
+
 def test_variants_option_limits_the_rows(results, tmp_path):
     rows = write_report(results, tmp_path, variants=["full", "small"])
     assert [row["variant"] for row in rows] == ["full", "small"]
