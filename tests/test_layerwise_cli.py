@@ -33,15 +33,20 @@ def config_file(tiny_llama, tmp_path):
                 "dataset_name": "jsonl",
                 "dataset_file_path": str(pairs),
                 "torch_dtype": "float32",
-                "loss_scale": 20.0,
-                "seed": 7,
+                "loss_scale": 35.0,  # neither the config's default (50) nor the loss class's (20)
+                "seed": 7,  # not the default 42
             }
         )
     )
     return config
 
 
-def test_layerwise_loss_then_prune_points(config_file, tmp_path):
+def test_layerwise_loss_then_prune_points(config_file, tiny_llama, tmp_path):
+    from l3prune import LLMEncoder
+    from l3prune.dataset.utils import load_dataset
+    from l3prune.layerwise import layerwise_loss
+    from l3prune.loss.utils import load_loss
+
     loss_json, points_json, plot = tmp_path / "loss.json", tmp_path / "points.json", tmp_path / "curve.png"
     assert (
         main(
@@ -60,6 +65,15 @@ def test_layerwise_loss_then_prune_points(config_file, tmp_path):
     )
     curve = json.loads(loss_json.read_text())
     assert curve["num_layers"] == 4 and len(curve["losses"]) == 4
+    # the curve is the config's: its pooling, data seed and loss scale
+    want = layerwise_loss(
+        LLMEncoder.from_pretrained(tiny_llama, pooling_mode="mean", dtype="float32"),
+        load_dataset("jsonl", file_path=tmp_path / "pairs.jsonl", effective_batch_size=4, seed=7),
+        load_loss("HardNegativeNLLLoss", scale=35.0),
+        4,
+        3,
+    )
+    assert curve["losses"] == pytest.approx(want, rel=1e-6)
     assert curve["data"] == {
         "dataset_name": "jsonl",
         "dataset_file_path": curve["data"]["dataset_file_path"],
@@ -67,7 +81,7 @@ def test_layerwise_loss_then_prune_points(config_file, tmp_path):
         "num_batches": 3,
         "seed": 7,
     }
-    assert curve["settings"]["pooling_mode"] == "mean" and curve["settings"]["loss_scale"] == 20.0
+    assert curve["settings"]["pooling_mode"] == "mean" and curve["settings"]["loss_scale"] == 35.0
     assert curve["seconds"] > 0
 
     assert main(["prune-points", str(loss_json), "--out", str(points_json), "--plot", str(plot)]) == 0

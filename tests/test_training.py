@@ -178,6 +178,36 @@ def test_loss_falls_on_a_learnable_task(tiny_llama, pairs, tmp_path):
     assert last < 0.3 * first, (first, last)  # measured: 0.59 -> 0.07
 
 
+def test_step_one_loss_is_the_scaled_hard_negative_loss_of_the_base_model(tiny_llama, pairs, tmp_path):
+    from l3prune.dataset.utils import load_dataset
+    from l3prune.loss import HardNegativeNLLLoss
+
+    config = make_config(
+        tiny_llama, pairs, tmp_path, loss_scale=35.0, lora_dropout=0.0, pooling_mode="mean",
+        stop_after_n_steps=1, save_steps=10,
+    )  # fmt: skip
+    logged = float(read_log(train(config, variant="full")["full"])[0]["loss"])
+    # LoRA's B starts at zero, so step 1's forward is the base model's; the tiny model has no
+    # dropout, so eval mode gives what training mode gave
+    base = LLMEncoder.from_pretrained(tiny_llama, pooling_mode="mean", max_length=32)
+    assert base.model.config.attention_dropout == 0.0
+    base.eval()
+    # the trainer reads the dataset in order: batch 1 is samples 0..3 of the seeded blocks of 4
+    dataset = load_dataset("jsonl", file_path=pairs, effective_batch_size=4, seed=3)
+    samples = [dataset[i] for i in range(4)]
+    assert all(s.negative is not None for s in samples)
+    with torch.no_grad():
+        query, positive, negative = (
+            base(base.tokenize([getattr(s, column) for s in samples]))
+            for column in ("query", "positive", "negative")
+        )
+        want = HardNegativeNLLLoss(scale=35.0)(query, positive, negative).item()
+        # the negatives and the scale each change the loss: a run that dropped either differs
+        assert abs(HardNegativeNLLLoss(scale=35.0)(query, positive).item() - want) > 1e-3 * want
+        assert abs(HardNegativeNLLLoss()(query, positive, negative).item() - want) > 1e-3 * want
+    assert logged == pytest.approx(want, rel=1e-6)  # measured: equal to the last bit on CPU
+
+
 def test_final_folder_holds_encoder_log_and_model_info(reference, tiny_llama, pairs):
     assert sorted(p.name for p in reference.iterdir()) == [
         "README.md", "adapter_config.json", "adapter_model.safetensors", "checkpoints", "l3prune_encoder.json",
