@@ -389,8 +389,8 @@ def test_the_conda_environment_installs_exactly_the_package_dependencies():
 
 def test_with_use_conda_every_job_runs_the_same_command_in_the_environment(tmp_path, monkeypatch, caplog):
     # A stand-in conda answering what Snakemake asks before it plans jobs: the dry run plans what a
-    # real --use-conda run would. Its commands equal a plain run's, so switching is no changed
-    # parameter that reruns jobs.
+    # real --use-conda run would. Its commands equal a plain run's: the environment, not the
+    # commands, decides which python3 runs (Snakemake's software-env trigger still sees a switch).
     conda = tmp_path / "bin" / "conda"
     conda.parent.mkdir()
     conda.write_text(
