@@ -48,15 +48,20 @@ class InputBuilder:
         self, tokenizer, max_length: int, doc_max_length: int, skip_instruction: bool, use_chat_template: bool
     ):
         self.tokenizer = tokenizer
-        self.max_length = max_length
         self.doc_max_length = doc_max_length
         self.skip_instruction = skip_instruction
         self.use_chat_template = use_chat_template
         self.head, self.tail = self._chat_wrapping() if use_chat_template else self._special_tokens()
+        self.set_max_length(max_length)
+
+    def set_max_length(self, max_length: int) -> None:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive token count, got {max_length!r}")
         if len(self.head) + len(self.tail) >= max_length:
             raise ValueError(
                 f"max_length={max_length} leaves no room for text after {len(self.head) + len(self.tail)} special tokens"
             )
+        self.max_length = max_length
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
         if not texts:

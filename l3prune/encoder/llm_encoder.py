@@ -257,6 +257,15 @@ class LLMEncoder(torch.nn.Module):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def max_length(self) -> int:
+        """The most tokens one input is cut to (instruction, text and special tokens together)."""
+        return self.inputs.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.inputs.set_max_length(value)
+
     def final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
         return final_norm(self.model)(hidden)
 
