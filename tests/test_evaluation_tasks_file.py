@@ -375,3 +375,44 @@ def test_local_task_paths_of_a_malformed_tasks_file_is_one_line_naming_it(tmp_pa
     path.write_text(content)
     with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path))}/{message}"):
         local_task_paths(path)
+
+
+# ---------------------------------------------------------------- shipped tasks files
+
+
+def test_shipped_benchmark_tasks_files_are_the_english_benchmarks():
+    from pathlib import Path
+
+    import yaml
+
+    from l3prune.evaluation.run import resolve_tasks
+
+    repo = Path(__file__).resolve().parents[1]
+    sizes = {}
+    for name in ("mteb_eng_v1", "mteb_eng_v2"):
+        config = load_tasks_file(repo / "config/eval" / f"{name}.yaml")
+        sizes[name] = len(resolve_tasks(config))
+    assert sizes == {"mteb_eng_v1": 56, "mteb_eng_v2": 41}
+    # the paper models are evaluated on the paper era's benchmark
+    models = yaml.safe_load((repo / "config/config.yaml").read_text())["models"]
+    assert {m: models[m]["tasks"] for m in ("llama3", "mistral", "qwen2", "phi3")} == dict.fromkeys(
+        ("llama3", "mistral", "qwen2", "phi3"), "config/eval/mteb_eng_v1.yaml"
+    )
+
+
+def test_fast_subset_is_about_ten_english_tasks_of_every_type_each_with_its_own_instruction():
+    from pathlib import Path
+
+    import mteb
+
+    from l3prune.evaluation.run import resolve_tasks
+
+    repo = Path(__file__).resolve().parents[1]
+    tasks = resolve_tasks(load_tasks_file(repo / "config/eval/mteb_fast.yaml"))
+    assert 8 <= len(tasks) <= 12
+    v2_types = {task.metadata.type for task in mteb.get_benchmark("MTEB(eng, v2)").tasks}
+    assert {task.metadata.type for task in tasks} == v2_types
+    assert all(task.metadata.eval_langs == ["eng-Latn"] for task in tasks)
+    # none falls back to its type's default instruction
+    table = load_instruction_table()
+    assert [task.metadata.name for task in tasks if task.metadata.name not in table.tasks] == []

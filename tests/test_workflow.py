@@ -28,7 +28,8 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_logger_plugins.common import LogEvent
 
 from l3prune.assets.demo import STEPS as DEMO_STEPS
-from l3prune.config import load_config, variant_names
+from l3prune.config import load_config
+from l3prune.variants import variant_names
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_MODELS = {"llama3": "MetaLlama3", "mistral": "Mistral", "qwen2": "Qwen2", "phi3": "Phi3"}
@@ -120,7 +121,7 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     assert points.output == ("results/llama3/prune_points.json", "results/llama3/prune_points.png")
     assert train.input == (config, "cache/echo-data", "results/llama3/prune_points.json")
     assert train.output == ("results/llama3/small/model",)
-    assert evaluate.input == ("results/llama3/small/model", "config/eval/mteb_eng_v2.yaml")
+    assert evaluate.input == ("results/llama3/small/model", "config/eval/mteb_eng_v1.yaml")
     assert evaluate.output == ("results/llama3/small/mteb.json",)
     # ... through the l3prune command line
     assert download.shellcmd.startswith(
@@ -140,7 +141,7 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
         " --output-dir results/llama3/small/model 2>&1 | tee logs/llama3/small/train.log"
     )
     assert evaluate.shellcmd == (
-        "python3 -m l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v2.yaml"
+        "python3 -m l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v1.yaml"
         " --out results/llama3/small/mteb.json --name l3prune/llama3-small  2>&1 | tee logs/llama3/small/evaluate.log"
     )
     # the GPU steps ask for what config.yaml gives; light steps take the defaults
