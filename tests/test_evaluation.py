@@ -258,7 +258,8 @@ def test_summary_schema(encoder, tmp_path):
     types = {
         "model": str, "revision": str, "source": str, "base_model": str, "num_layers": int, "num_parameters": int,
         "embedding_dim": int, "average": float, "encode_seconds": float, "texts_requested": int, "texts_encoded": int,
-        "cache": bool, "batch_size": int, "mteb_version": str, "mteb_results": str, "tasks": dict,
+        "cache": bool, "batch_size": int, "max_length": int, "mteb_version": str, "mteb_results": str,
+        "tasks": dict,
     }  # fmt: skip
     assert {key: type(value) for key, value in summary.items()} == types
     task_types = {

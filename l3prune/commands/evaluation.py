@@ -23,13 +23,18 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tasks",
         required=True,
-        help="tasks file (YAML: tasks, benchmark, local_tasks, instructions, batch_size, cache)",
+        help="tasks file (YAML: tasks, benchmark, local_tasks, instructions, batch_size, max_length, cache)",
     )
     p.add_argument(
         "--out", required=True, help="summary JSON to write, e.g. results/<model>/<variant>/mteb.json"
     )
     p.add_argument("--name", help="mteb model name (default: l3prune/<base model>-<variant>)")
     p.add_argument("--batch-size", type=int, help="encode batch size (default: the tasks file's, else 32)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        help="tokens each input is cut to (default: the tasks file's, else the encoder's saved length)",
+    )
     p.add_argument(
         "--num-layers", type=int, help="keep only the first K layers (default: the variant's own count)"
     )
@@ -71,6 +76,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from ..evaluation.tasks_file import load_tasks_file
 
     at_least_one("--batch-size", args.batch_size)
+    at_least_one("--max-length", args.max_length)
     device = torch_device(args.device)
     config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
     hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
@@ -85,6 +91,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         name=args.name or default_name(args.variant, encoder, args.num_layers),
         source=args.variant,
         batch_size=args.batch_size,
+        max_length=args.max_length,
     )
     print(
         f"{summary['model']}: average {summary['average']:.4f} over {len(summary['tasks'])} tasks -> {args.out}"

@@ -121,7 +121,8 @@ def model_revision(source: str | Path, encoder) -> str:
     """A fingerprint of the model as evaluated, used as the mteb revision so that cached results
     of an older or differently loaded variant are never taken for this one.
 
-    It covers the base model, the encoder settings (layer count, pooling, lengths), the dtype and,
+    It covers the base model, the encoder settings (layer count, pooling, the max_length inputs
+    are cut to, set by the evaluation or saved with the variant), the dtype and,
     when `source` is a folder, each file's name, size and modification time (cheap; a retrained
     variant rewrites its files).
     """
@@ -129,6 +130,7 @@ def model_revision(source: str | Path, encoder) -> str:
     identity = dict(
         base_model=str(encoder.base_model_name_or_path),
         settings=encoder.settings(),
+        max_length=encoder.max_length,
         dtype=str(next(encoder.model.parameters()).dtype),
     )
     digest.update(json.dumps(identity, sort_keys=True).encode())
@@ -149,7 +151,7 @@ def model_meta(encoder, name: str, source: str | Path) -> ModelMeta:
             loader_kwargs=dict(name_or_path=str(source), num_layers=encoder.num_layers),
             n_parameters=encoder.num_parameters(),
             embed_dim=encoder.model.config.hidden_size,
-            max_tokens=encoder.settings()["max_length"],
+            max_tokens=encoder.max_length,
             adapted_from=str(encoder.base_model_name_or_path),
             similarity_fn_name=ScoringFunction.COSINE,  # the enum: a plain string is not validated here and fails later
             use_instructions=True,

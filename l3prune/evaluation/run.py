@@ -50,6 +50,7 @@ def evaluate(
     name: str,
     source: str | Path | None = None,
     batch_size: int | None = None,
+    max_length: int | None = None,
     instructions_file: str | Path = DEFAULT_INSTRUCTIONS_FILE,
 ) -> dict:
     """Evaluate `encoder` (an LLMEncoder) on `config`'s tasks; write and return the summary.
@@ -57,6 +58,8 @@ def evaluate(
     `name` is the mteb model name (it should carry the model and the variant); `source` is
     where the encoder was loaded from (a variant folder, a model path or hub name), recorded
     and fingerprinted so cached results of another model are never reused.
+    `max_length` (else the tasks file's) sets the encoder's token limit for this evaluation; with
+    neither, the encoder keeps its own (a trained variant's saved inference length).
     """
     import mteb
 
@@ -64,6 +67,9 @@ def evaluate(
 
     out = Path(out)
     source = source if source is not None else encoder.base_model_name_or_path
+    length = max_length if max_length is not None else config.max_length
+    if length is not None:  # before the fingerprint: results at another length are not reused
+        encoder.max_length = length
     table = load_instruction_table(instructions_file).with_overrides(config.instruction_overrides())
     tasks = resolve_tasks(config)
     # resolved up front, so a missing instruction warns (or fails) before any encoding
@@ -143,6 +149,7 @@ def evaluate(
         "texts_encoded": sum(task["texts_encoded"] for task in summaries.values()),
         "cache": config.cache,
         "batch_size": encode_kwargs["batch_size"],
+        "max_length": encoder.max_length,
         "mteb_version": mteb.__version__,
         "mteb_results": str(Path("results") / meta.model_name_as_path() / meta.revision),
         "tasks": summaries,

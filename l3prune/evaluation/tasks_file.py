@@ -6,6 +6,7 @@
       - {name: LeeSTS, type: STS, path: resources/demo/tasks/lee_sts.jsonl}
     instructions: {SciFact: "..."}    # override the instruction table per task
     batch_size: 32
+    max_length: 512                   # tokens per input (default: the encoder's saved length)
     cache: true                       # the in-run embedding cache
 
 Relative paths are taken from the current directory (where Snakemake runs).
@@ -93,6 +94,7 @@ SCHEMA = {
         "local_tasks": {"type": "array", "items": _LOCAL_TASK_SCHEMA},
         "instructions": {"type": "object", "additionalProperties": {"type": "string"}},
         "batch_size": {"type": "integer", "minimum": 1},
+        "max_length": {"type": ["integer", "null"], "minimum": 1},
         "cache": {"type": "boolean"},
     },
 }
@@ -114,6 +116,7 @@ class EvalConfig:
     local_tasks: list[LocalTaskSpec] = field(default_factory=list)
     instructions: dict[str, str] = field(default_factory=dict)
     batch_size: int = 32
+    max_length: int | None = None  # None: the encoder's own (saved) length
     cache: bool = True
 
     def instruction_overrides(self) -> dict[str, str]:
@@ -236,5 +239,6 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
         local_tasks=local_tasks,
         instructions=data.get("instructions", {}),
         batch_size=data.get("batch_size", 32),
+        max_length=data.get("max_length"),
         cache=data.get("cache", True),
     )
