@@ -1,23 +1,21 @@
-"""The training config: the seed's JSON keys, checked, and the variants (pruned models) they ask for.
+"""The training config: the seed's JSON keys and any TrainingArguments field, checked.
 
-A config holds the seed's own keys (model, data, LoRA, loss, pruning; the fields of
-`TrainConfig`) and any `transformers.TrainingArguments` field (learning_rate, warmup_steps,
-per_device_train_batch_size, save_steps, output_dir, seed, bf16, ...), which go to the Trainer.
+A config holds the seed's own keys (model, encoder settings, data, LoRA, loss, pruning; the
+fields of `TrainConfig`) and any `transformers.TrainingArguments` field (learning_rate,
+warmup_steps, per_device_train_batch_size, save_steps, output_dir, seed, bf16, ...), which go to
+the Trainer. Which variants a config asks for is `l3prune.variants`; which of its keys change
+each step's result is `step_settings`.
 
-Each config asks for several variants, trained one model each:
-  full     the unpruned model, trained the same way (the baseline every pruned model is compared to)
-  pNN      `percent_prune` value 0 < p < 1: drop that fraction of the layers (0.25 -> p25)
-  lNN      `percent_prune` value n >= 1: keep n layers (8 -> l8)
-  small    L3Prune's small configuration } when `autoprune` asks for them; `small`/`large`/`small+large`
-  large    L3Prune's large configuration } replace `percent_prune`, `all` adds them to it
+Light to import (no torch, no transformers): the workflow reads configs while it plans.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.metadata
+import json
 import logging
-import numbers
 import os
 import typing
 from collections.abc import Mapping
@@ -25,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dataset.utils import DATASETS
-from .encoder.pooling import POOLING_MODES
-from .files import read_json
+from .encoder.settings import DEFAULTS, POOLING_MODES
+from .files import read_json, write_json
 from .loss.utils import LOSSES
 from .schema import schema_violation
+from .variants import variant_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +53,14 @@ _OPTIONAL_STRING = {"type": ["string", "null"]}
 class TrainConfig:
     # model
     model_name_or_path: str = _key({"type": "string", "minLength": 1})
-    pooling_mode: str = _key({"enum": list(POOLING_MODES)}, "weighted_mean")
+    pooling_mode: str = _key({"enum": list(POOLING_MODES)}, DEFAULTS["pooling_mode"])
+    # training and layerwise inputs are cut to max_seq_length tokens; a trained model is saved with
+    # the encoder's inference length (max(512, max_seq_length)), which evaluation uses
     max_seq_length: int = _key(_POSITIVE_INT, 512)
+    doc_max_length: int = _key(_POSITIVE_INT, DEFAULTS["doc_max_length"])
+    skip_instruction: bool = _key({"type": "boolean"}, DEFAULTS["skip_instruction"])
+    # wrap every input in the model's user turn, as the original did for its instruct models
+    use_chat_template: bool = _key({"type": "boolean"}, DEFAULTS["use_chat_template"])
     torch_dtype: str | None = _key({"enum": ["auto", "bfloat16", "float16", "float32", None]}, None)
     attn_implementation: str | None = _key(_OPTIONAL_STRING, None)
     # a model's own Python code from the hub runs only when a config asks for it
@@ -72,6 +77,9 @@ class TrainConfig:
     lora_dropout: float = _key({"type": "number", "minimum": 0, "exclusiveMaximum": 1}, 0.05)
     loss_class: str = _key({"enum": list(LOSSES)}, "HardNegativeNLLLoss")
     loss_scale: float = _key({"type": "number", "exclusiveMinimum": 0}, 50.0)
+    # GradCache: embed the batch in mini-batches of this many samples, keeping every in-batch and
+    # hard negative of the whole (global) batch; null embeds the batch at once
+    loss_mini_batch_size: int | None = _key({"type": ["integer", "null"], "minimum": 1}, None)
     stop_after_n_steps: int | None = _key({"type": ["integer", "null"], "minimum": 1}, None)
     # pruning
     percent_prune: list = _key({"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}}, [])
@@ -86,9 +94,20 @@ class TrainConfig:
     def lora_scaling_alpha(self) -> float:
         return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_r
 
+    @property
+    def inference_max_length(self) -> int:
+        """The max_length a trained model is saved with: the encoder's default, or longer when trained longer."""
+        return max(DEFAULTS["max_length"], self.max_seq_length)
+
     def encoder_kwargs(self) -> dict:
-        """LLMEncoder.from_pretrained keywords from the model keys."""
-        kwargs = {"pooling_mode": self.pooling_mode, "max_length": self.max_seq_length}
+        """LLMEncoder.from_pretrained keywords from the model keys; inputs cut to max_seq_length."""
+        kwargs = {
+            "pooling_mode": self.pooling_mode,
+            "max_length": self.max_seq_length,
+            "doc_max_length": self.doc_max_length,
+            "skip_instruction": self.skip_instruction,
+            "use_chat_template": self.use_chat_template,
+        }
         if self.torch_dtype is not None:
             kwargs["dtype"] = self.torch_dtype
         if self.attn_implementation is not None:
@@ -116,8 +135,31 @@ _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", 
 def training_argument_schemas() -> dict[str, dict]:
     """TrainingArguments field -> JSON schema of its type. Fields of plain types (bool, int, float, str,
     None) are checked with the seed's keys: TrainingArguments itself takes learning_rate="fast" and
-    fails only mid-training; other fields ({}) are left to TrainingArguments."""
-    # transformers.training_args imports torch, accelerate and peft: seconds, so only when a config is read
+    fails only mid-training; other fields ({}) are left to TrainingArguments.
+
+    transformers.training_args imports torch, accelerate and peft (seconds), so the schemas are kept
+    in a file per transformers version (under $XDG_CACHE_HOME/l3prune): the workflow reads configs
+    at every planning and in every cluster job, and pays that import only once.
+    """
+    cache = _training_arguments_cache()
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        schemas = _schemas_of_training_arguments()
+        try:
+            write_json(cache, schemas)
+        except OSError:  # a read-only home: the schemas are still right, only not kept
+            pass
+        return schemas
+
+
+def _training_arguments_cache() -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    version = importlib.metadata.version("transformers")
+    return root / "l3prune" / f"training-arguments-{version}.json"
+
+
+def _schemas_of_training_arguments() -> dict[str, dict]:
     from transformers import TrainingArguments
 
     schemas = {}
@@ -131,11 +173,7 @@ def training_argument_schemas() -> dict[str, dict]:
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
     """Read and check a JSON training config; errors name the file, the key and what is accepted."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training config {path} does not exist")
-    raw = read_json(path)
-    return parse_config(raw, source=str(path))
+    return parse_config(read_json(path, what="training config"), source=str(path))
 
 
 def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
@@ -200,73 +238,81 @@ def _prune_value(value: float, source: str) -> float | int:
     )
 
 
-def variant_name(value: float | int) -> str:
-    """0.25 -> 'p25' (drop 25% of the layers); 8 -> 'l8' (keep 8 layers)."""
-    if isinstance(value, numbers.Integral):
-        return f"l{value}"
-    return f"p{value * 100:g}"
+# Which keys change which step's result, written down once: the workflow reruns a step only when
+# one of its keys changed, and a training run resumes only checkpoints made with the same values.
+LAYERWISE_KEYS = (
+    "model_name_or_path",
+    "pooling_mode",
+    "max_seq_length",
+    "doc_max_length",
+    "skip_instruction",
+    "use_chat_template",
+    "torch_dtype",
+    "attn_implementation",
+    "dataset_name",
+    "dataset_file_path",
+    "loss_class",
+    "loss_scale",
+    "l3prune_batch_size",
+    "l3prune_num_batches",
+    "seed",
+)
+# Keys that leave a trained model as it is: which variants to build (each variant is its own run),
+# the layerwise loss's sampling (its result, the prune points, reaches training by itself), how
+# often a run logs and saves and where, how it shows progress, how it feeds its data loader, and
+# how it saves memory (activation checkpointing and the cached loss compute the same gradients).
+# Every other key counts.
+NOT_TRAINING_KEYS = frozenset(
+    {
+        "percent_prune",
+        "autoprune",
+        "l3prune_batch_size",
+        "l3prune_num_batches",
+        "trust_remote_code",
+        "loss_mini_batch_size",
+        "gradient_checkpointing",
+        "gradient_checkpointing_kwargs",
+        "activation_checkpointing",
+        "activation_checkpointing_kwargs",
+        "output_dir",
+        "overwrite_output_dir",
+        "logging_dir",
+        "logging_steps",
+        "logging_strategy",
+        "logging_first_step",
+        "logging_nan_inf_filter",
+        "save_steps",
+        "save_strategy",
+        "save_total_limit",
+        "save_only_model",
+        "disable_tqdm",
+        "report_to",
+        "run_name",
+        "remove_unused_columns",
+        "do_train",
+        "do_eval",
+        "do_predict",
+        "eval_strategy",
+        "eval_steps",
+        "per_device_eval_batch_size",
+        "dataloader_num_workers",
+        "dataloader_pin_memory",
+        "dataloader_persistent_workers",
+        "dataloader_prefetch_factor",
+    }
+)
+STEPS = ("layerwise", "train")
 
 
-def variant_names(config: TrainConfig) -> list[str]:
-    """The names of the config's variants, known before L3Prune runs (`full` always comes first)."""
-    names = ["full"]
-    if config.autoprune in (None, "all"):
-        names += [variant_name(v) for v in config.percent_prune]
-    if config.autoprune in ("small", "small+large", "all"):
-        names.append("small")
-    if config.autoprune in ("large", "small+large", "all"):
-        names.append("large")
-    return names
-
-
-def variants(config: TrainConfig, prune_points: Mapping | None = None) -> dict[str, float | int | None]:
-    """Variant name -> what to prune: None (full), a fraction to drop, or a layer count to keep.
-
-    `prune_points` ({"small": n, "large": n, "num_layers": N}, from `l3prune prune-points` or
-    `l3prune()`) is needed when `autoprune` is set.
-    """
-    return {name: variant_value(config, name, prune_points) for name in variant_names(config)}
-
-
-def variant_value(config: TrainConfig, name: str, prune_points: Mapping | None = None) -> float | int | None:
-    """What variant `name` of `config` prunes; prune points are needed only for `small` and `large`."""
-    check_variant_name(config, name)
-    if name == "full":
-        return None
-    if name in ("small", "large"):
-        if prune_points is None:
-            raise ValueError(
-                f"{config.source}: variant '{name}' (autoprune '{config.autoprune}') needs L3Prune's prune points: "
-                "pass --prune-points points.json or let train run L3Prune"
-            )
-        return check_prune_points(prune_points)[name]
-    return next(v for v in config.percent_prune if variant_name(v) == name)
-
-
-def check_variant_name(config: TrainConfig, name: str) -> str:
-    names = variant_names(config)
-    if name not in names:
-        raise ValueError(f"{config.source}: no variant {name!r}; this config has: {', '.join(names)}")
-    return name
-
-
-def check_prune_points(points: Mapping, source: str = "prune points") -> Mapping:
-    for key in ("num_layers", "small", "large"):
-        value = points.get(key) if isinstance(points, Mapping) else None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{source}: '{key}' must be a positive layer count, got {value!r}")
-    if not points["small"] <= points["large"] <= points["num_layers"]:
-        raise ValueError(
-            f"{source}: need small <= large <= num_layers, got small={points['small']}, "
-            f"large={points['large']}, num_layers={points['num_layers']}"
-        )
-    return points
-
-
-def load_prune_points(path: str | os.PathLike) -> dict:
-    """Read points.json ({"small": n, "large": n, "num_layers": N, ...}) as written by `l3prune prune-points`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prune points file {path} does not exist")
-    points = read_json(path)
-    return dict(check_prune_points(points, source=str(path)))
+def step_settings(config: TrainConfig, step: str) -> dict:
+    """The config's values that change `step`'s result ("layerwise" or "train"), defaults filled in,
+    as a JSON-able dict with sorted keys: equal dicts mean an equal result."""
+    own = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig) if "schema" in f.metadata}
+    if step == "layerwise":
+        chosen = {key: own[key] for key in LAYERWISE_KEYS if key != "seed"} | {"seed": config.seed}
+    elif step == "train":
+        chosen = {k: v for k, v in (own | config.training_args).items() if k not in NOT_TRAINING_KEYS}
+        chosen["seed"] = config.seed
+    else:
+        raise ValueError(f"unknown step {step!r}; steps with settings: {', '.join(STEPS)}")
+    return dict(sorted(chosen.items()))

@@ -120,12 +120,15 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, subdir:
 _REQUIRED = object()
 
 
-def read_json(path: str | os.PathLike, if_missing=_REQUIRED):
-    """The parsed JSON file `path` (`if_missing` when given and there is no such file); malformed
-    JSON is a one-line ValueError naming path:line:column."""
+def read_json(path: str | os.PathLike, if_missing=_REQUIRED, what: str = "file"):
+    """The parsed JSON file `path` (`if_missing` when given and there is no such file, else a
+    FileNotFoundError naming it as `what`); malformed JSON is a one-line ValueError naming
+    path:line:column."""
     path = Path(path)
-    if if_missing is not _REQUIRED and not path.is_file():
-        return if_missing
+    if not path.is_file():
+        if if_missing is not _REQUIRED:
+            return if_missing
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:

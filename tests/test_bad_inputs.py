@@ -24,14 +24,11 @@ import torch
 import yaml
 
 from l3prune.cli import main
+from l3prune.config import seed_keys
 
 REPO = Path(__file__).resolve().parents[1]
 ERROR = "l3prune: error: "
-SEED_KEYS = (
-    "attn_implementation, autoprune, dataset_file_path, dataset_name, l3prune_batch_size, l3prune_num_batches, "
-    "lora_alpha, lora_dropout, lora_r, loss_class, loss_scale, max_seq_length, model_name_or_path, percent_prune, "
-    "pooling_mode, stop_after_n_steps, torch_dtype, trust_remote_code, use_adapter"
-)
+SEED_KEYS = ", ".join(sorted(seed_keys()))
 E5_FILES = (
     "allnli.jsonl, dureader.jsonl, eli5_question_answer.jsonl, fever.jsonl, hotpot_qa.jsonl, miracl.jsonl, "
     "mrtydi.jsonl, msmarco_passage.jsonl, msmarco_document.jsonl, nq.jsonl, quora_duplicates.jsonl, squad.jsonl, "

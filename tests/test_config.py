@@ -5,16 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from l3prune.config import (
-    TrainConfig,
-    load_config,
-    load_prune_points,
-    parse_config,
-    variant_name,
-    variant_names,
-    variant_value,
-    variants,
-)
+from l3prune.config import TrainConfig, load_config, parse_config
+from l3prune.variants import load_prune_points, variant_name, variant_names, variant_value, variants
 
 CONFIGS = Path(__file__).parent.parent / "config" / "training"
 PAPER = {
@@ -250,3 +242,44 @@ def test_remote_code_is_off_unless_the_config_opts_in():
     base = {"model_name_or_path": "m", "dataset_file_path": "d"}
     assert "trust_remote_code" not in parse_config(base).encoder_kwargs()  # the encoder's default: off
     assert parse_config(dict(base, trust_remote_code=True)).encoder_kwargs()["trust_remote_code"] is True
+
+
+@pytest.mark.parametrize(
+    "change, layerwise_changes, train_changes",
+    [
+        ({"logging_steps": 7, "save_steps": 3, "disable_tqdm": True, "output_dir": "elsewhere"}, False, False),
+        ({"gradient_checkpointing": False, "loss_mini_batch_size": 8}, False, False),  # same gradients
+        ({"autoprune": "small", "l3prune_num_batches": 3}, True, False),  # points reach training as layers
+        ({"learning_rate": 0.001}, False, True),
+        ({"lora_r": 8}, False, True),
+        ({"pooling_mode": "eos_token"}, True, True),
+        ({"seed": 1}, True, True),
+        ({"use_chat_template": True}, True, True),
+    ],
+)
+def test_step_settings_change_only_with_the_keys_that_change_the_step(change, layerwise_changes, train_changes):
+    from l3prune.config import step_settings
+
+    before = parse_config({**SEED_CONFIG, "autoprune": "small+large"})
+    after = parse_config({**SEED_CONFIG, "autoprune": "small+large", **change})
+    for step, changes in (("layerwise", layerwise_changes), ("train", train_changes)):
+        assert (step_settings(before, step) != step_settings(after, step)) == changes, step
+    assert step_settings(before, "train")["stop_after_n_steps"] == 50  # seed keys, defaults filled in
+    assert step_settings(before, "train")["doc_max_length"] == 400
+
+
+def test_reading_a_config_imports_neither_torch_nor_transformers_once_cached(tmp_path):
+    """The workflow reads every model's config at each planning and in every cluster job."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from l3prune.config import load_config; from l3prune.variants import variant_names; "
+        f"print(variant_names(load_config({str(CONFIGS / 'MetaLlama3.json')!r}))); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True) for _ in range(2)]
+    assert [run.stdout.splitlines()[0] for run in runs] == ["['full', 'small', 'large']"] * 2
+    assert runs[1].stdout.splitlines()[1] == "False False", runs[1].stderr
+    assert list((tmp_path / "l3prune").glob("training-arguments-*.json"))

@@ -63,7 +63,8 @@ def origin(sample: TrainSample) -> tuple[str, int]:
 
 def test_e5_queries_carry_their_files_instruction_taken_in_turn(echo_dir):
     ds = load_dataset("E5", split="train", file_path=echo_dir, effective_batch_size=1)
-    assert isinstance(ds, torch.utils.data.Dataset)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=list)  # as the Trainer reads it
+    assert next(iter(loader)) == [ds[0], ds[1]]
     assert len(ds) == sum(SIZES.values())
     seen = set()
     for i in range(len(ds)):

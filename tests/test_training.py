@@ -443,16 +443,9 @@ def test_cli_trains_one_variant_into_the_given_folder(tiny_llama, pairs, tmp_pat
     path.write_text(json.dumps({**keys, "lora_rank": 4}))
     capsys.readouterr()
     assert main(["train", str(path)]) == 2
-    assert (
-        capsys.readouterr().err
-        == f"l3prune: error: {path}: unknown key 'lora_rank'; did you mean 'lora_r'? "
-        + (
-            "(accepted: the seed's keys attn_implementation, autoprune, dataset_file_path, dataset_name, "
-            "l3prune_batch_size, l3prune_num_batches, lora_alpha, lora_dropout, lora_r, loss_class, loss_scale, "
-            "max_seq_length, model_name_or_path, percent_prune, pooling_mode, stop_after_n_steps, torch_dtype, "
-            "trust_remote_code, use_adapter and any transformers TrainingArguments field)\n"
-        )
-    )
+    error = capsys.readouterr().err
+    assert error.startswith(f"l3prune: error: {path}: unknown key 'lora_rank'; did you mean 'lora_r'? (accepted: ")
+    assert error.count("\n") == 1 and "lora_r, " in error and "any transformers TrainingArguments field" in error
 
 
 def test_autoprune_runs_l3prune_first_and_trains_its_pick(tiny_llama, pairs, tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import add_model_option, with_local_model
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,6 +28,7 @@ def register(subparsers) -> None:
         "--output-dir",
         help="with --variant: that variant's folder; without: the folder for all variants (instead of output_dir)",
     )
+    add_model_option(p)
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser(
@@ -48,10 +51,11 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from ..config import load_config, load_prune_points
+    from ..config import load_config
+    from ..variants import load_prune_points
     from ..training.run import train
 
-    config = load_config(args.config)
+    config = with_local_model(load_config(args.config), args.model)
     points = load_prune_points(args.prune_points) if args.prune_points else None
     for name, folder in train(
         config, variant=args.variant, prune_points=points, output_dir=args.output_dir

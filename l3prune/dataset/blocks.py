@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .sample import TrainSample
 
@@ -33,12 +32,13 @@ def block_order(sizes: Sequence[int], block_size: int, seed: int) -> np.ndarray:
     return blocks[rng.permutation(len(blocks))].reshape(-1)
 
 
-class BlockedDataset(torch.utils.data.Dataset):
+class BlockedDataset:
     """Named sub-datasets (each: len() and [row] -> TrainSample) in a seeded order where each
     consecutive block of `effective_batch_size` samples comes from one sub-dataset.
 
     Only the order (one int64 per sample) lives here; samples are read from the sub-datasets
-    when indexed. `subset_of(i)` names the sub-dataset sample i came from.
+    when indexed. `subset_of(i)` names the sub-dataset sample i came from. A map-style dataset
+    (len and indexing) as torch's DataLoader takes it; no torch import, so data checks stay light.
     """
 
     def __init__(

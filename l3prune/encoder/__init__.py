@@ -1,6 +1,13 @@
-from .inputs import join_instruction
-from .layers import SUPPORTED_FAMILIES
-from .llm_encoder import LLMEncoder, PruneReport
-from .pooling import POOLING_MODES
+"""The encoder: a decoder LLM as a text encoder (LLMEncoder), its inputs, pooling and layers."""
 
-__all__ = ["LLMEncoder", "PruneReport", "join_instruction", "POOLING_MODES", "SUPPORTED_FAMILIES"]
+from ..lazy import lazy_exports
+from .settings import POOLING_MODES
+
+_EXPORTS = {
+    "LLMEncoder": "llm_encoder",
+    "PruneReport": "llm_encoder",
+    "join_instruction": "inputs",
+    "SUPPORTED_FAMILIES": "layers",
+}
+__all__ = [*_EXPORTS, "POOLING_MODES"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -20,18 +20,11 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from ..files import atomic_output, read_json
 from .inputs import Input, InputBuilder
 from .layers import decoder_layers, final_norm, keep_first_layers, layers_to_keep, truncate_config
-from .pooling import check_pooling_mode, pool
+from .pooling import pool
+from .settings import DEFAULTS, SETTINGS_FILE, check_pooling_mode
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_FILE = "l3prune_encoder.json"
-DEFAULTS = dict(
-    pooling_mode="weighted_mean",
-    max_length=512,
-    doc_max_length=400,
-    skip_instruction=True,
-    use_chat_template=False,
-)
 # from_pretrained keywords that also apply to the config and the tokenizer
 _SHARED_HF_KWARGS = (
     "revision",

@@ -8,14 +8,6 @@ from __future__ import annotations
 
 import torch
 
-POOLING_MODES = ("mean", "weighted_mean", "eos_token", "last_token", "bos_token")
-
-
-def check_pooling_mode(mode: str) -> str:
-    if mode not in POOLING_MODES:
-        raise ValueError(f"unknown pooling_mode {mode!r}; choose one of: {', '.join(POOLING_MODES)}")
-    return mode
-
 
 def pool(
     hidden: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor, mode: str

@@ -1,6 +1,8 @@
 """Contrastive losses; they gather across processes under torch.distributed."""
 
-from .hard_negative_nll import HardNegativeNLLLoss
+from ..lazy import lazy_exports
 from .utils import LOSSES, load_loss
 
-__all__ = ["LOSSES", "HardNegativeNLLLoss", "load_loss"]
+_EXPORTS = {"HardNegativeNLLLoss": "hard_negative_nll"}
+__all__ = [*_EXPORTS, "LOSSES", "load_loss"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import torch
+from importlib import import_module
 
-from .hard_negative_nll import HardNegativeNLLLoss
+# name -> the module defining it; imported when built (the losses import torch, their names do not)
+LOSSES: dict[str, str] = {"HardNegativeNLLLoss": "hard_negative_nll"}
 
-LOSSES: dict[str, type[torch.nn.Module]] = {"HardNegativeNLLLoss": HardNegativeNLLLoss}
 
-
-def load_loss(name: str, **kwargs) -> torch.nn.Module:
+def load_loss(name: str, **kwargs):
     """The loss class `name` built with `kwargs`, e.g. load_loss("HardNegativeNLLLoss", scale=50.0)."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; available: {', '.join(LOSSES)}")
-    return LOSSES[name](**kwargs)
+    return getattr(import_module(f".{LOSSES[name]}", __package__), name)(**kwargs)

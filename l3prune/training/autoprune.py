@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig, check_prune_points
+from ..config import TrainConfig
+from ..variants import check_prune_points
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
 from ..layerwise import layerwise_loss, select_prune_points

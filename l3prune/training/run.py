@@ -18,7 +18,8 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..config import TrainConfig, check_variant_name, variant_names, variant_value
+from ..config import TrainConfig
+from ..variants import check_variant_name, variant_names, variant_value
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
 from ..encoder.llm_encoder import load_model_config

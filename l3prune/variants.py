@@ -1,0 +1,87 @@
+"""The variants of a training config: the models it asks to train, by name, and what each prunes.
+
+  full     the unpruned model, trained the same way (the baseline every pruned model is compared to)
+  pNN      `percent_prune` value 0 < p < 1: drop that fraction of the layers (0.25 -> p25)
+  lNN      `percent_prune` value n >= 1: keep n layers (8 -> l8)
+  small    L3Prune's small configuration } when `autoprune` asks for them; `small`/`large`/`small+large`
+  large    L3Prune's large configuration } replace `percent_prune`, `all` adds them to it
+
+`small` and `large` take their layer counts from the prune points ({"small": n, "large": n,
+"num_layers": N}, written by `l3prune prune-points` or found by `l3prune()`).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Mapping
+
+from .files import read_json
+
+L3PRUNE_VARIANTS = ("small", "large")  # the variants whose layer count comes from the prune points
+
+
+def variant_name(value: float | int) -> str:
+    """0.25 -> 'p25' (drop 25% of the layers); 8 -> 'l8' (keep 8 layers)."""
+    if isinstance(value, numbers.Integral):
+        return f"l{value}"
+    return f"p{value * 100:g}"
+
+
+def variant_names(config) -> list[str]:
+    """The names of a TrainConfig's variants, known before L3Prune runs (`full` always comes first)."""
+    names = ["full"]
+    if config.autoprune in (None, "all"):
+        names += [variant_name(v) for v in config.percent_prune]
+    if config.autoprune in ("small", "small+large", "all"):
+        names.append("small")
+    if config.autoprune in ("large", "small+large", "all"):
+        names.append("large")
+    return names
+
+
+def check_variant_name(config, name: str) -> str:
+    names = variant_names(config)
+    if name not in names:
+        raise ValueError(f"{config.source}: no variant {name!r}; this config has: {', '.join(names)}")
+    return name
+
+
+def variant_value(config, name: str, prune_points: Mapping | None = None) -> float | int | None:
+    """What variant `name` of `config` prunes: None (full), a fraction to drop, or a layer count to
+    keep; prune points are needed only for `small` and `large`."""
+    check_variant_name(config, name)
+    if name == "full":
+        return None
+    if name in L3PRUNE_VARIANTS:
+        if prune_points is None:
+            raise ValueError(
+                f"{config.source}: variant '{name}' (autoprune '{config.autoprune}') needs L3Prune's prune points: "
+                "pass --prune-points points.json or let train run L3Prune"
+            )
+        return check_prune_points(prune_points)[name]
+    return next(v for v in config.percent_prune if variant_name(v) == name)
+
+
+def variants(config, prune_points: Mapping | None = None) -> dict[str, float | int | None]:
+    """Variant name -> what it prunes (see variant_value), for every variant of `config`."""
+    return {name: variant_value(config, name, prune_points) for name in variant_names(config)}
+
+
+def check_prune_points(points: Mapping, source: str = "prune points") -> Mapping:
+    for key in ("num_layers", "small", "large"):
+        value = points.get(key) if isinstance(points, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{source}: '{key}' must be a positive layer count, got {value!r}")
+    if not points["small"] <= points["large"] <= points["num_layers"]:
+        raise ValueError(
+            f"{source}: need small <= large <= num_layers, got small={points['small']}, "
+            f"large={points['large']}, num_layers={points['num_layers']}"
+        )
+    return points
+
+
+def load_prune_points(path: str | os.PathLike) -> dict:
+    """Read points.json ({"small": n, "large": n, "num_layers": N, ...}) as written by `l3prune prune-points`."""
+    points = read_json(path, what="prune points file")
+    return dict(check_prune_points(points, source=str(path)))
