@@ -8,12 +8,15 @@ import random
 import tarfile
 import threading
 import zipfile
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from l3prune.assets.data_layout import check_layout, expected_files
 from l3prune.assets.download import download
 from l3prune.cli import main
+from l3prune.dataset.e5 import E5_INSTRUCTIONS
 from l3prune.files import atomic_output, extract_archive
 
 PAYLOAD = random.Random(0).randbytes(300_000)
@@ -75,14 +78,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server():
-    httpd = FileServer()
+@contextmanager
+def serving(httpd: ThreadingHTTPServer):
+    """`httpd` answering on its own thread until the block ends."""
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    with serving(FileServer()) as httpd:
+        yield httpd
 
 
 def test_download_writes_checked_file_and_no_partial(server, tmp_path):
@@ -306,3 +317,110 @@ def test_cli_download_network_failure_is_one_line(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert err.startswith("l3prune: error: download of http://127.0.0.1:9/x failed after 5 attempts")
     assert err.count("\n") == 1
+
+
+# What Google Drive sends for a large file when its confirmation step is missed: a 200 HTML page.
+DRIVE_WARNING = (
+    b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Google Drive - Virus scan warning</title>'
+    b'</head><body><form id="download-form">Google Drive can&#39;t scan this file for viruses.</form>'
+    b"</body></html>"
+)
+
+
+def test_an_html_page_instead_of_the_archive_is_one_line_naming_url_and_title(server, tmp_path, capsys):
+    server.payload = DRIVE_WARNING
+    out = tmp_path / "echo-data.tar"
+    args = ["download", server.url, "--out", str(out), "--extract", str(tmp_path / "echo-data")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"l3prune: error: download of {server.url}: got an HTML page (title 'Google Drive - Virus scan warning') "
+        "instead of a zip or tar archive; removed it; check the URL (a file host's sign-in or confirmation page?)"
+    )
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no archive, no partial, no folder
+    # without a title, and for a plain file (a sign-in page instead of Wiki1M's text)
+    server.payload = b"\xef\xbb\xbf\n  <!-- sign in --><HTML><body>Sign in</body></HTML>"
+    with pytest.raises(ValueError) as error:
+        download(server.url, tmp_path / "wiki1m.txt")
+    assert str(error.value).startswith(
+        f"download of {server.url}: got an HTML page (untitled) instead of the file; removed it"
+    )
+    assert not (tmp_path / "wiki1m.txt").exists() and not (tmp_path / "wiki1m.txt.part").exists()
+
+
+def test_text_mentioning_html_is_not_taken_for_a_page(server, tmp_path):
+    server.payload = b"a sentence about <html> tags\n<html> starts a page\n"
+    assert download(server.url, tmp_path / "wiki1m.txt").read_bytes() == server.payload
+
+
+def test_an_html_page_left_by_an_older_download_is_reported_and_kept(server, tmp_path):
+    out = tmp_path / "echo-data.tar"
+    out.write_bytes(DRIVE_WARNING)
+    with pytest.raises(ValueError) as error:
+        download(server.url, out)
+    assert str(error.value) == (
+        f"download of {server.url}: got an HTML page (title 'Google Drive - Virus scan warning') instead of the file;"
+        f" {out} holds it; delete it to download it again"
+    )
+    assert out.read_bytes() == DRIVE_WARNING and server.ranges == []
+
+
+def test_a_download_that_is_no_archive_is_removed_before_it_is_kept(server, tmp_path, capsys):
+    server.payload = b"PK\x03\x04 truncated, or some other binary file"
+    out = tmp_path / "echo-data.tar"
+    assert main(["download", server.url, "--out", str(out), "--extract", str(tmp_path / "echo-data")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"l3prune: error: download of {server.url}: got b'PK\\x03\\x04 truncated, '... instead of a zip or tar "
+        "archive (removed, a rerun downloads it again)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+E5_FILES = [f"{name}.jsonl" for name in E5_INSTRUCTIONS]
+
+
+def test_the_e5_layout_is_the_14_instruction_files():
+    assert expected_files("E5") == E5_FILES
+    assert len(E5_FILES) == 14 and "msmarco_document.jsonl" in E5_FILES and "allnli.jsonl" in E5_FILES
+
+
+def test_an_e5_archive_with_all_14_files_appears_whole(server, tmp_path):
+    members = {f"echo-data/{name}": b'["q", "p", "n"]\n' for name in E5_FILES}
+    server.payload = _tar_gz({**members, "echo-data/README": b"r"})
+    out, dest = tmp_path / "echo-data.tar", tmp_path / "echo-data"
+    args = ["download", server.url, "--out", str(out), "--extract", str(dest), "--subdir", "echo-data"]
+    assert main([*args, "--layout", "E5"]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == sorted([*E5_FILES, "README"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["echo-data", "echo-data.tar"]
+
+
+def test_an_e5_archive_missing_files_fails_in_the_download_and_leaves_no_data_folder(
+    server, tmp_path, capsys
+):
+    members = {f"echo-data/{name}": b'["q", "p", "n"]\n' for name in E5_FILES if name != "fever.jsonl"}
+    members["echo-data/nq.jsonl"] = b""
+    server.payload = _tar_gz(members)
+    out, dest = tmp_path / "echo-data.tar", tmp_path / "echo-data"
+    args = ["download", server.url, "--out", str(out), "--extract", str(dest), "--subdir", "echo-data"]
+    assert main([*args, "--layout", "E5"]) == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    unchecked = tmp_path / "echo-data.unchecked"
+    assert line.startswith(
+        f"l3prune: error: {unchecked} is not the E5 training data: missing fever.jsonl; empty nq.jsonl (of the 14 files "
+        f"{', '.join(E5_FILES)}; found: allnli.jsonl, dureader.jsonl, "
+    )
+    assert line.endswith(f"; unpacked from {out}, left in {unchecked} to look at")
+    assert not dest.exists()
+    # a rerun with the archive fixed unpacks it afresh
+    out.write_bytes(_tar_gz({f"echo-data/{name}": b"[]\n" for name in E5_FILES}))
+    assert main([*args, "--layout", "E5"]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == sorted(E5_FILES)
+    assert not unchecked.exists()
+
+
+def test_layout_needs_extract_and_unknown_layouts_are_refused(server, tmp_path, capsys):
+    assert main(["download", server.url, "--out", str(tmp_path / "x"), "--layout", "E5"]) == 2
+    assert capsys.readouterr().err == "l3prune: error: --layout needs --extract DIR\n"
+    with pytest.raises(ValueError, match=r"^unknown data layout 'Wiki1M' \(accepted: E5\)$"):
+        check_layout(tmp_path, "Wiki1M")

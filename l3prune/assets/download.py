@@ -2,11 +2,14 @@
 
 Bytes go to `<dest>.part`. An interrupted transfer is continued from the partial file with an HTTP
 Range request; a server that ignores Range makes it start over. `<dest>` appears (by rename) only
-after the whole file arrived and its sha256 matched, so an existing `<dest>` is a finished download.
+after the whole file arrived, is not an HTML page (what a sign-in, quota or virus-scan page of a file
+host such as Google Drive sends instead of the file) and its sha256 matched, so an existing `<dest>`
+is a finished download.
 """
 
 from __future__ import annotations
 
+import html
 import http.client
 import os
 import re
@@ -22,6 +25,10 @@ from tqdm.auto import tqdm
 from ..files import check_sha256, normalize_sha256, sha256_file
 
 _CONTENT_RANGE_START = re.compile(r"bytes (\d+)-")
+_HTML_START = re.compile(
+    rb"(\xef\xbb\xbf)?\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
+)
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
 
 class _Interrupted(Exception):
@@ -36,6 +43,8 @@ def download(
     attempts: int = 5,
     timeout: float = 60.0,
     retry_wait: float = 2.0,
+    expected: str = "the file",
+    check=None,
 ) -> Path:
     """Download `url` to `dest` and return `dest`.
 
@@ -43,6 +52,9 @@ def download(
         reported as a one-line ValueError; a rerun then downloads from scratch. Without it, the file
         is kept as it came and its hash is printed, so that it can be pinned.
     attempts: transfers tried in this call; each one continues from what the previous ones got.
+    expected: what the file should be, for the error when an HTML page came instead ("a tar archive").
+    check: called with the finished file's path before it is renamed to `dest`; a ValueError it
+        raises removes the file (a rerun downloads it again) and is reported with the URL.
     """
     sha256 = normalize_sha256(sha256)
     scheme = urllib.parse.urlsplit(url).scheme
@@ -50,6 +62,7 @@ def download(
         raise ValueError(f"unsupported URL scheme {scheme!r} in {url} (accepted: http, https)")
     dest = Path(dest)
     if dest.exists():
+        _reject_html(dest, url, expected, f"{dest} holds it; delete it to download it again")
         if sha256 is not None:
             actual = sha256_file(dest)
             if actual != sha256:
@@ -77,6 +90,15 @@ def download(
                     f"download of {url} failed after {attempts} attempts ({err}); rerun to resume from {part}"
                 ) from None
             time.sleep(retry_wait)
+    _reject_html(
+        part, url, expected, "removed it; check the URL (a file host's sign-in or confirmation page?)"
+    )
+    if check is not None:
+        try:
+            check(part)
+        except ValueError as err:
+            part.unlink()
+            raise ValueError(f"download of {url}: {err} (removed, a rerun downloads it again)") from None
     if sha256 is not None:
         try:
             check_sha256(part, sha256, name=dest)
@@ -87,6 +109,23 @@ def download(
         print(f"{dest}: sha256 {sha256_file(part)} (no checksum given to compare with)", file=sys.stderr)
     os.replace(part, dest)
     return dest
+
+
+def _reject_html(path: Path, url: str, expected: str, what_now: str) -> None:
+    """A one-line ValueError naming the page's title when `path` is an HTML page (`path` is
+    removed when it is the partial download)."""
+    with open(path, "rb") as file:
+        head = file.read(1 << 16)
+    if not _HTML_START.match(head):
+        return
+    match = _HTML_TITLE.search(head)
+    title = " ".join(html.unescape(match.group(1).decode("utf-8", "replace")).split()) if match else ""
+    if path.name.endswith(".part"):
+        path.unlink()
+    raise ValueError(
+        f"download of {url}: got an HTML page ({f'title {title[:120]!r}' if title else 'untitled'}) "
+        f"instead of {expected}; {what_now}"
+    )
 
 
 def _transfer(url: str, part: Path, timeout: float) -> None:

@@ -1,4 +1,5 @@
-"""`l3prune demo-assets` and `l3prune download` (argparse only here; the work is imported when run)."""
+"""`l3prune demo-assets`, `l3prune download` and `l3prune download-model` (argparse only here; the
+work is imported when run)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument(
         "--subdir", metavar="NAME", help="with --extract: the folder inside the archive that becomes DIR"
     )
+    fetch.add_argument(
+        "--layout",
+        choices=["E5"],
+        help="with --extract: check DIR holds this training data set's files before it appears",
+    )
     fetch.set_defaults(func=run_download)
+
+    model = subparsers.add_parser(
+        "download-model",
+        help="download a model hub model (config, tokenizer, safetensors) into a local folder",
+        description="Download REPO_ID from the model hub into DIR with huggingface_hub's snapshot_download. "
+        "An interrupted download resumes from DIR.partial; DIR appears only complete. A gated model "
+        "needs HF_TOKEN in the environment.",
+    )
+    model.add_argument("repo_id", metavar="REPO_ID", help="e.g. meta-llama/Meta-Llama-3-8B-Instruct")
+    model.add_argument("--out", required=True, type=Path, metavar="DIR")
+    model.add_argument("--revision", help="branch, tag or commit to download (default: main)")
+    model.set_defaults(func=run_download_model)
 
 
 def run_demo_assets(args: argparse.Namespace) -> None:
@@ -47,10 +65,50 @@ def run_demo_assets(args: argparse.Namespace) -> None:
 
 def run_download(args: argparse.Namespace) -> None:
     from ..assets.download import download
+
+    for option in ("subdir", "layout"):
+        if getattr(args, option) and not args.extract:
+            raise ValueError(f"--{option} needs --extract DIR")
+    if not args.extract:
+        download(args.url, args.out, args.sha256)
+        return
+    download(args.url, args.out, args.sha256, expected="a zip or tar archive", check=_check_archive)
+    _extract_checked(args.out, args.extract, args.subdir, args.layout)
+
+
+def _check_archive(path: Path) -> None:
+    import tarfile
+    import zipfile
+
+    if not (zipfile.is_zipfile(path) or tarfile.is_tarfile(path)):
+        with open(path, "rb") as file:
+            head = file.read(16)
+        raise ValueError(f"got {head!r}... instead of a zip or tar archive")
+
+
+def _extract_checked(archive: Path, dest: Path, subdir: str | None, layout: str | None) -> None:
+    """Unpack `archive` into `dest`; with `layout`, `dest` appears only once its files are checked."""
+    import os
+    import shutil
+
     from ..files import extract_archive
 
-    if args.subdir and not args.extract:
-        raise ValueError("--subdir needs --extract DIR")
-    download(args.url, args.out, args.sha256)
-    if args.extract:
-        extract_archive(args.out, args.extract, args.subdir)
+    if not layout or dest.exists():
+        extract_archive(archive, dest, subdir)
+        return
+    from ..assets.data_layout import check_layout
+
+    unchecked = dest.with_name(dest.name + ".unchecked")
+    shutil.rmtree(unchecked, ignore_errors=True)  # what a failed check left
+    extract_archive(archive, unchecked, subdir)
+    try:
+        check_layout(unchecked, layout)
+    except ValueError as err:
+        raise ValueError(f"{err}; unpacked from {archive}, left in {unchecked} to look at") from None
+    os.replace(unchecked, dest)
+
+
+def run_download_model(args: argparse.Namespace) -> None:
+    from ..assets.hub_model import download_model
+
+    download_model(args.repo_id, args.out, args.revision)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_device_option, at_least_one, torch_device
+from .options import add_device_option, add_model_option, at_least_one, torch_device, with_local_model
 
 
 def register(subparsers) -> None:
@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, help="data sampling seed (default: the config's seed)")
     add_device_option(p)
+    add_model_option(p)
     p.set_defaults(func=run_layerwise_loss)
 
     p = subparsers.add_parser(
@@ -49,13 +50,15 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
     num_batches = at_least_one("--num-batches", args.num_batches)
     device = torch_device(args.device)
     config = load_config(args.config)
+    model_name = config.model_name_or_path  # the curve is the config's model, wherever it loads from
+    config = with_local_model(config, args.model)
     run = layerwise_run(config, device, batch_size=batch_size, num_batches=num_batches, seed=args.seed)
     start = time.perf_counter()
     losses = run.losses(show_progress_bar=True)
     write_json(
         args.out,
         {
-            "model": config.model_name_or_path,
+            "model": model_name,
             "num_layers": len(losses),
             "losses": losses,
             "data": {

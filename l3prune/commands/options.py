@@ -46,3 +46,24 @@ def at_least_one(option: str, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise ValueError(f"{option} must be at least 1, got {value}")
     return value
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="load the base model from this local folder instead of the config's model_name_or_path "
+        "(the workflow passes its download of the hub model, so jobs run offline)",
+    )
+
+
+def with_local_model(config, path: str | None):
+    """The training config `config` with its base model loaded from the folder `path` (None: as given)."""
+    import dataclasses
+    from pathlib import Path
+
+    if path is None:
+        return config
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"--model {path}: no such model folder")
+    return dataclasses.replace(config, model_name_or_path=str(path))
