@@ -9,11 +9,11 @@ from l3prune.config import TrainConfig, load_config, parse_config
 from l3prune.variants import load_prune_points, variant_name, variant_names, variant_value, variants
 
 CONFIGS = Path(__file__).parent.parent / "config" / "training"
-PAPER = {
-    "MetaLlama3": ("meta-llama/Meta-Llama-3-8B-Instruct", 1000),
-    "Mistral": ("mistralai/Mistral-7B-Instruct-v0.2", 1000),
-    "Qwen2": ("Qwen/Qwen2-7B-Instruct", 200),
-    "Phi3": ("microsoft/Phi-3-mini-4k-instruct", 1000),
+PAPER = {  # base model, steps, whether the original wraps its inputs in the user turn
+    "MetaLlama3": ("meta-llama/Meta-Llama-3-8B-Instruct", 1000, True),
+    "Mistral": ("mistralai/Mistral-7B-Instruct-v0.2", 1000, True),
+    "Qwen2": ("Qwen/Qwen2-7B-Instruct", 200, True),
+    "Phi3": ("microsoft/Phi-3-mini-4k-instruct", 1000, False),
 }
 BASE = {"model_name_or_path": "m", "dataset_file_path": "d"}
 POINTS = {"small": 7, "large": 20, "num_layers": 32}
@@ -106,7 +106,7 @@ def test_any_training_arguments_field_is_accepted():
 @pytest.mark.parametrize("name", PAPER)
 def test_paper_configs_parse_and_resolve(name):
     config = load_config(CONFIGS / f"{name}.json")
-    model, stop = PAPER[name]
+    model, stop, wrap = PAPER[name]
     assert config.model_name_or_path == model
     assert (config.lora_r, config.lora_scaling_alpha, config.lora_dropout) == (16, 32, 0.05)
     assert config.stop_after_n_steps == stop and config.autoprune == "small+large"
@@ -115,6 +115,8 @@ def test_paper_configs_parse_and_resolve(name):
         "bfloat16",
         "weighted_mean",
     )
+    assert (config.use_chat_template, config.skip_instruction, config.doc_max_length) == (wrap, True, 400)
+    assert config.encoder_kwargs()["use_chat_template"] is wrap
     args = config.training_args
     assert (args["learning_rate"], args["warmup_steps"], args["per_device_train_batch_size"]) == (
         2e-4,

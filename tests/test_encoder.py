@@ -163,16 +163,17 @@ def test_truncation_to_max_length_and_doc_max_length(tiny_llama):
     assert features["pool_mask"][1].tolist() == [0] * 10 + [1, 1]
 
 
-def test_chat_template_wraps_text(tiny_llama, tmp_path):
+def test_chat_template_wraps_text_in_the_user_turn_read_as_one_string(tiny_llama):
     tokenizer = build_tokenizer()
-    tokenizer.chat_template = "{% for m in messages %}<s>user {{ m['content'] }}</s>{% endfor %}"
+    tokenizer.chat_template = "{% for m in messages %}<s>user {{ m['content'] }}</s>\n{% endfor %}"
     model = AutoModel.from_pretrained(tiny_llama)
-    plain = LLMEncoder(model, tokenizer)
     chat = LLMEncoder(model, tokenizer, use_chat_template=True)
-    ids_plain = plain.tokenize(["the summit"])["input_ids"][0].tolist()
-    ids_chat = chat.tokenize(["the summit"])["input_ids"][0].tolist()
-    user = tokenizer("user ", add_special_tokens=False)["input_ids"]
-    assert ids_chat == [tokenizer.bos_token_id, *user, *ids_plain[1:]]
+    features = chat.tokenize(["the summit"])
+    # the template's BOS is the tokenizer's own (added once), its closing newline goes
+    expected = tokenizer("user the summit</s>")["input_ids"]
+    assert features["input_ids"][0].tolist() == expected
+    opening = 1 + len(tokenizer("user", add_special_tokens=False)["input_ids"])  # <s> user | the summit ...
+    assert features["pool_mask"][0].tolist() == [0] * opening + [1] * (len(expected) - opening)
     with pytest.raises(ValueError, match="no chat template"):
         LLMEncoder(model, build_tokenizer(), use_chat_template=True)
 
@@ -409,3 +410,28 @@ def test_a_folder_that_exists_is_never_called_missing(tmp_path):
         ValueError, match=f"^Unrecognized model in {tmp_path}. Should have a `model_type` key"
     ):
         LLMEncoder.from_pretrained(tmp_path)  # an empty folder: transformers' own one-line reason
+
+
+def test_eos_token_pooling_appends_the_eos_a_tokenizer_does_not_add(tiny_llama):
+    from tokenizers import processors
+
+    tokenizer = build_tokenizer()
+    tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tokenizer.bos_token_id)]
+    )  # BOS only, as Llama and Mistral tokenizers
+    model = AutoModel.from_pretrained(tiny_llama).eval()
+    eos = LLMEncoder(model, tokenizer, pooling_mode="eos_token")
+    last = LLMEncoder(model, tokenizer, pooling_mode="last_token")
+    texts = ["the summit", ["Retrieve text", "the mountain leader"]]
+    plain = [tokenizer(join_instruction(*t) if isinstance(t, list) else t)["input_ids"] for t in texts]
+    assert last.inputs.token_ids(texts)[0] == plain
+    assert eos.inputs.token_ids(texts)[0] == [ids + [tokenizer.eos_token_id] for ids in plain]
+    with torch.no_grad():  # the pooled vector is the model's state at the appended EOS
+        expected = [model(input_ids=torch.tensor([ids + [tokenizer.eos_token_id]])).last_hidden_state[0, -1] for ids in plain]
+    torch.testing.assert_close(eos.encode(texts), torch.stack(expected), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(last.encode(texts), eos.encode(texts))
+    # a tokenizer that ends every text with EOS already gets no second one
+    own = build_tokenizer()
+    assert LLMEncoder(model, own, pooling_mode="eos_token").inputs.token_ids(texts)[0] == [
+        own(join_instruction(*t) if isinstance(t, list) else t)["input_ids"] for t in texts
+    ]

@@ -2,22 +2,28 @@
 
 One rule joins an instruction to its text, in training and in inference alike: the instruction
 is stripped and ends in ": " unless it already ends in punctuation (`join_instruction`). The
-model reads that joined string tokenised as one, as it would any text (tokenising the pieces
-apart would feed it a lone space token and the text's first word without its leading space),
-wrapped as [specials before] + tokens + [specials after]. The text's part starts at the first
-token reaching past the instruction, found from the tokenizer's character offsets; a slow
-tokenizer, which has none, gets the two pieces tokenised apart instead.
+model reads that joined string, wrapped in the model's user turn when `use_chat_template` is set
+(`chat.user_turn_wrap`), tokenised as one with the tokenizer's own special tokens, as it would any
+text (tokenising the pieces apart would feed it a lone space token and the text's first word
+without its leading space). Which token belongs to which piece (the wrap's opening, the
+instruction, the text, the wrap's closing) comes from the tokenizer's character offsets; a slow
+tokenizer, which has none, gets the pieces tokenised apart instead. With `eos_token` pooling the
+tokenizer's EOS is appended when it does not end the input already (LLM2Vec does the same), so
+that the pooled token is an EOS.
+
+Pooled, with `skip_instruction`: the text and everything after it (the wrap's closing, EOS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-Input = str | Sequence[str]
+from .chat import user_turn_wrap
 
-_SENTINEL = "\u2063l3prune-text\u2063"
+Input = str | Sequence[str]
 
 
 def split_input(item: Input) -> tuple[str, str]:
@@ -41,80 +47,131 @@ def join_instruction(instruction: str, text: str) -> str:
     return instruction_prefix(instruction) + text
 
 
+@dataclass
+class Pieces:
+    """The token ids of one input, in reading order."""
+
+    before: list[int]  # what the tokenizer adds before (BOS) and the wrap's opening
+    instruction: list[int]
+    text: list[int]
+    after: list[int]  # the wrap's closing, what the tokenizer adds after, an appended EOS
+
+
 class InputBuilder:
     """Tokenises encoder inputs: ids, attention mask and the mask of tokens to pool."""
 
     def __init__(
-        self, tokenizer, max_length: int, doc_max_length: int, skip_instruction: bool, use_chat_template: bool
+        self,
+        tokenizer,
+        max_length: int,
+        doc_max_length: int,
+        skip_instruction: bool,
+        use_chat_template: bool,
+        append_eos: bool = False,
     ):
         self.tokenizer = tokenizer
         self.doc_max_length = doc_max_length
         self.skip_instruction = skip_instruction
         self.use_chat_template = use_chat_template
-        self.head, self.tail = self._chat_wrapping() if use_chat_template else self._special_tokens()
+        self.wrap = user_turn_wrap(tokenizer) if use_chat_template else ("", "")
+        self.append_eos = append_eos
+        probe = self.pieces([("", "a")])[0]
+        self.fixed_tokens = len(probe.before) + len(probe.after)  # around every text
         self.set_max_length(max_length)
 
     def set_max_length(self, max_length: int) -> None:
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive token count, got {max_length!r}")
-        if len(self.head) + len(self.tail) >= max_length:
+        if self.fixed_tokens >= max_length:
             raise ValueError(
-                f"max_length={max_length} leaves no room for text after {len(self.head) + len(self.tail)} special tokens"
+                f"max_length={max_length} leaves no room for text after {self.fixed_tokens} special tokens"
             )
         self.max_length = max_length
 
-    def _ids(self, texts: list[str]) -> list[list[int]]:
+    def _ids(self, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
         if not texts:
             return []
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+
+    def pieces(self, pairs: list[tuple[str, str]]) -> list[Pieces]:
+        """Each (instruction, text) pair read as one string, cut into its pieces; not truncated."""
+        split = self._split_by_offsets if self.tokenizer.is_fast else self._split_apart
+        pieces = split(pairs)
+        eos = self.tokenizer.eos_token_id
+        if self.append_eos and eos is not None:
+            for piece in pieces:
+                if (piece.after or piece.text or [None])[-1] != eos:
+                    piece.after.append(eos)
+        return pieces
+
+    def _split_by_offsets(self, pairs: list[tuple[str, str]]) -> list[Pieces]:
+        head, tail = self.wrap
+        prefixes = [instruction_prefix(instruction) for instruction, _ in pairs]
+        joined = [head + prefix + text + tail for prefix, (_, text) in zip(prefixes, pairs, strict=True)]
+        encoded = self.tokenizer(joined, add_special_tokens=True, return_offsets_mapping=True)
+        result = []
+        for prefix, (_, text), ids, offsets in zip(
+            prefixes, pairs, encoded["input_ids"], encoded["offset_mapping"], strict=True
+        ):
+            # a token belongs to the first piece its last character falls in; added special
+            # tokens have no characters and stand before or after everything else
+            bounds = (len(head), len(head) + len(prefix), len(head) + len(prefix) + len(text))
+            piece = Pieces([], [], [], [])
+            for token, (start, end) in zip(ids, offsets, strict=True):
+                if start == end:
+                    (
+                        piece.before if not (piece.instruction or piece.text or piece.after) else piece.after
+                    ).append(token)
+                elif end <= bounds[0]:
+                    piece.before.append(token)
+                elif end <= bounds[1]:
+                    piece.instruction.append(token)
+                elif end <= bounds[2]:
+                    piece.text.append(token)
+                else:
+                    piece.after.append(token)
+            result.append(piece)
+        return result
+
+    def _split_apart(self, pairs: list[tuple[str, str]]) -> list[Pieces]:
+        head, tail = self.wrap
+        specials_before, specials_after = self._special_tokens()
+        head_ids, tail_ids = self._ids([head, tail]) if head or tail else ([], [])
+        prefixes = self._ids([instruction_prefix(instruction) for instruction, _ in pairs])
+        texts = self._ids([text for _, text in pairs])
+        return [
+            Pieces(specials_before + head_ids, prefix, text, tail_ids + specials_after)
+            for prefix, text in zip(prefixes, texts, strict=True)
+        ]
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer itself puts before and after a text (e.g. BOS, EOS)."""
         probe = "hello world"
-        with_specials = self.tokenizer(probe)["input_ids"]
+        with_specials = self._ids([probe], add_special_tokens=True)[0]
         plain = self._ids([probe])[0]
         for start in range(len(with_specials) - len(plain) + 1):
             if with_specials[start : start + len(plain)] == plain:
                 return with_specials[:start], with_specials[start + len(plain) :]
         return [], []
 
-    def _chat_wrapping(self) -> tuple[list[int], list[int]]:
-        """Ids of the chat template around a single user turn holding the text."""
-        if not getattr(self.tokenizer, "chat_template", None):
+    def token_ids(
+        self, inputs: Sequence[Input], max_length: int | None = None
+    ) -> tuple[list[list[int]], list[int]]:
+        """Unpadded ids per input and the index where its pooled part starts; cut to `max_length`
+        tokens (default: the builder's) and texts to doc_max_length."""
+        room = (max_length or self.max_length) - self.fixed_tokens
+        if room < 1:
             raise ValueError(
-                "use_chat_template=True but the tokenizer has no chat template; set use_chat_template=False"
+                f"max_length={max_length} leaves no room for text after {self.fixed_tokens} special tokens"
             )
-        rendered = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": _SENTINEL}], tokenize=False
-        )
-        before, after = rendered.split(_SENTINEL)
-        head, tail = self._ids([before, after]) if (before or after) else ([], [])
-        return head, tail
-
-    def _split_ids(self, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
-        """(instruction ids, text ids) of each joined input."""
-        prefixes = [instruction_prefix(instruction) for instruction, _ in pairs]
-        if not self.tokenizer.is_fast:
-            return list(zip(self._ids(prefixes), self._ids([text for _, text in pairs]), strict=True))
-        joined = [join_instruction(instruction, text) for instruction, text in pairs]
-        encoded = self.tokenizer(joined, add_special_tokens=False, return_offsets_mapping=True)
-        split = []
-        for prefix, ids, offsets in zip(
-            prefixes, encoded["input_ids"], encoded["offset_mapping"], strict=True
-        ):
-            text_start = next((i for i, (_, end) in enumerate(offsets) if end > len(prefix)), len(ids))
-            split.append((ids[:text_start], ids[text_start:]))
-        return split
-
-    def token_ids(self, inputs: Sequence[Input]) -> tuple[list[list[int]], list[int]]:
-        """Unpadded ids per input and the index where its pooled part starts."""
         ids, pool_starts = [], []
-        for prefix, text in self._split_ids([split_input(item) for item in inputs]):
-            room = self.max_length - len(self.head) - len(self.tail)
-            prefix = prefix[: room - 1]  # an over-long instruction still leaves one text token
-            text = text[: min(self.doc_max_length, room - len(prefix))]
-            ids.append(self.head + prefix + text + self.tail)
-            pool_starts.append(len(self.head) + len(prefix) if self.skip_instruction else 0)
+        for piece in self.pieces([split_input(item) for item in inputs]):
+            instruction = piece.instruction[
+                : room - 1
+            ]  # an over-long instruction still leaves one text token
+            text = piece.text[: min(self.doc_max_length, room - len(instruction))]
+            ids.append(piece.before + instruction + text + piece.after)
+            pool_starts.append(len(piece.before) + len(instruction) if self.skip_instruction else 0)
         return ids, pool_starts
 
     def pad(self, ids: list[list[int]], pool_starts: list[int]) -> dict[str, torch.Tensor]:
@@ -138,7 +195,7 @@ class InputBuilder:
             "pool_mask": pool_mask,
         }
 
-    def __call__(self, inputs: Sequence[Input]) -> dict[str, torch.Tensor]:
+    def __call__(self, inputs: Sequence[Input], max_length: int | None = None) -> dict[str, torch.Tensor]:
         if len(inputs) == 0:
             raise ValueError("no inputs to tokenize: give at least one text")
-        return self.pad(*self.token_ids(inputs))
+        return self.pad(*self.token_ids(inputs, max_length))

@@ -110,7 +110,14 @@ class LLMEncoder(torch.nn.Module):
         self.pooling_mode = check_pooling_mode(pooling_mode)
         self.skip_instruction = skip_instruction
         self.base_model_name_or_path = base_model_name_or_path or getattr(model.config, "_name_or_path", None)
-        self.inputs = InputBuilder(tokenizer, max_length, doc_max_length, skip_instruction, use_chat_template)
+        self.inputs = InputBuilder(
+            tokenizer,
+            max_length,
+            doc_max_length,
+            skip_instruction,
+            use_chat_template,
+            append_eos=self.pooling_mode == "eos_token",
+        )
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -272,8 +279,10 @@ class LLMEncoder(torch.nn.Module):
         return report
 
     # ---------------------------------------------------------------- embedding
-    def tokenize(self, inputs: Sequence[Input]) -> dict[str, torch.Tensor]:
-        return self.inputs(inputs)
+    def tokenize(self, inputs: Sequence[Input], max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Padded input_ids, attention_mask, position_ids and pool_mask; inputs cut to `max_length`
+        tokens (default: the encoder's)."""
+        return self.inputs(inputs, max_length)
 
     def pool(self, hidden: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return pool(hidden, features["attention_mask"], features["pool_mask"], self.pooling_mode)

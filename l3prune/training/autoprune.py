@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from ..config import TrainConfig
-from ..variants import check_prune_points
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
 from ..layerwise import layerwise_loss, select_prune_points
 from ..loss.utils import load_loss
+from ..variants import check_prune_points
 from .arguments import encoder_kwargs, resolve_precision
 
 logger = logging.getLogger(__name__)
