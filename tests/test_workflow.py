@@ -107,19 +107,24 @@ def by_rule(jobs: list[Job]) -> dict[str, list[Job]]:
 def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp_path):
     jobs = by_rule(dry_run(tmp_path, ["results/llama3/small/mteb.json"]))
 
-    assert sorted(jobs) == ["download_archive", "evaluate", "layerwise_loss", "prune_points", "train"]
+    assert sorted(jobs) == [
+        "download_archive", "download_model", "evaluate", "layerwise_loss", "prune_points", "train"
+    ]  # fmt: skip
     assert all(len(group) == 1 for group in jobs.values())
-    download, loss, points, train, evaluate = (
-        jobs[rule][0] for rule in ("download_archive", "layerwise_loss", "prune_points", "train", "evaluate")
+    download, fetch_model, loss, points, train, evaluate = (
+        jobs[rule][0]
+        for rule in ("download_archive", "download_model", "layerwise_loss", "prune_points", "train", "evaluate")
     )
     config = "config/training/MetaLlama3.json"
+    model = "resources/models/meta-llama/Meta-Llama-3-8B-Instruct"
     # each step reads what the one before wrote
     assert download.output == ("cache/echo-data",)
-    assert loss.input == (config, "cache/echo-data")
+    assert fetch_model.output == (model,)
+    assert loss.input == (config, "cache/echo-data", model)
     assert loss.output == ("results/llama3/layerwise_loss.json",)
     assert points.input == loss.output
     assert points.output == ("results/llama3/prune_points.json", "results/llama3/prune_points.png")
-    assert train.input == (config, "cache/echo-data", "results/llama3/prune_points.json")
+    assert train.input == (config, "cache/echo-data", model, "results/llama3/prune_points.json")
     assert train.output == ("results/llama3/small/model",)
     assert evaluate.input == ("results/llama3/small/model", "config/eval/mteb_eng_v1.yaml")
     assert evaluate.output == ("results/llama3/small/mteb.json",)
@@ -127,18 +132,23 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     assert download.shellcmd.startswith(
         "python3 -m l3prune download 'https://drive.usercontent.google.com/download?id="
     )
-    assert "--out cache/echo-data.tar --extract cache/echo-data --subdir echo-data" in download.shellcmd
+    assert "--out cache/echo-data.tar --extract cache/echo-data --subdir echo-data --layout E5" in download.shellcmd
+    assert fetch_model.shellcmd == (
+        f"python3 -m l3prune download-model meta-llama/Meta-Llama-3-8B-Instruct  --out {model}"
+        " 2>&1 | tee logs/download/models/meta-llama/Meta-Llama-3-8B-Instruct.log"
+    )
     assert loss.shellcmd == (
-        f"python3 -m l3prune layerwise-loss {config} --out results/llama3/layerwise_loss.json"
-        " 2>&1 | tee logs/llama3/layerwise_loss.log"
+        f"HF_HUB_OFFLINE=1 python3 -m l3prune layerwise-loss {config} --model {model}"
+        " --out results/llama3/layerwise_loss.json 2>&1 | tee logs/llama3/layerwise_loss.log"
     )
     assert points.shellcmd == (
         "python3 -m l3prune prune-points results/llama3/layerwise_loss.json --out results/llama3/prune_points.json"
         " --plot results/llama3/prune_points.png 2>&1 | tee logs/llama3/prune_points.log"
     )
     assert train.shellcmd == (
-        f"python3 -m l3prune train {config} --variant small --prune-points results/llama3/prune_points.json"
-        " --output-dir results/llama3/small/model 2>&1 | tee logs/llama3/small/train.log"
+        f"HF_HUB_OFFLINE=1 python3 -m l3prune train {config} --model {model} --variant small"
+        " --prune-points results/llama3/prune_points.json --output-dir results/llama3/small/model"
+        " 2>&1 | tee logs/llama3/small/train.log"
     )
     assert evaluate.shellcmd == (
         "python3 -m l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v1.yaml"
@@ -164,6 +174,7 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     assert sorted(job.rule for job in jobs) == [
         "demo_assets",
         "download_archive",
+        "download_model",
         "evaluate",
         "evaluate",
         "train",
@@ -172,8 +183,8 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     trains = {job.wildcards["variant"]: job for job in jobs if job.rule == "train"}
     assert "--prune-points" not in trains["full"].shellcmd
     assert trains["p25"].shellcmd == (
-        "python3 -m l3prune train demo_p25.json --variant p25  --output-dir results/demo/p25/model"
-        " 2>&1 | tee logs/demo/p25/train.log"
+        "HF_HUB_OFFLINE=1 python3 -m l3prune train demo_p25.json --model resources/demo/model --variant p25 "
+        " --output-dir results/demo/p25/model 2>&1 | tee logs/demo/p25/train.log"
     )
     assert trains["p25"].input == (
         "demo_p25.json",
@@ -250,7 +261,7 @@ def test_paper_models_share_one_download_of_the_e5_data(tmp_path):
     assert "demo_assets" not in jobs
 
 
-def test_a_local_model_is_an_input_and_a_hub_name_is_not(tmp_path):
+def test_a_local_model_is_an_input_and_a_hub_name_is_downloaded_first(tmp_path):
     model = tmp_path / "my-model"
     model.mkdir()
     for name, model_path in (("local.json", str(model)), ("hub.json", "org/not-a-local-folder")):
@@ -267,8 +278,10 @@ def test_a_local_model_is_an_input_and_a_hub_name_is_not(tmp_path):
         tmp_path, ["results/local/full/model", "results/hub/full/model"], config={"models": models}
     )
 
-    inputs = {job.wildcards["model"]: job.input for job in jobs}
-    assert inputs == {"local": ("local.json", "pairs.jsonl", str(model)), "hub": ("hub.json", "pairs.jsonl")}
+    inputs = {job.wildcards["model"]: job.input for job in jobs if job.rule == "train"}
+    hub_folder = "resources/models/org/not-a-local-folder"
+    assert inputs == {"local": ("local.json", "pairs.jsonl", str(model)), "hub": ("hub.json", "pairs.jsonl", hub_folder)}
+    assert [job.output for job in jobs if job.rule == "download_model"] == [(hub_folder,)]
 
 
 def test_wiki1m_data_is_one_downloaded_file(tmp_path):
@@ -287,18 +300,18 @@ def test_wiki1m_data_is_one_downloaded_file(tmp_path):
         )
     )
 
-    assert sorted(jobs) == ["download_file", "layerwise_loss"]
+    assert sorted(jobs) == ["download_file", "download_model", "layerwise_loss"]
     assert jobs["download_file"][0].shellcmd == (
         f"python3 -m l3prune download https://example.org/wiki1m.txt --sha256 {'ab' * 32}"
         " --out cache/wiki1m_for_simcse.txt 2>&1 | tee logs/download/cache/wiki1m_for_simcse.txt.log"
     )
-    assert jobs["layerwise_loss"][0].input == ("wiki.json", "cache/wiki1m_for_simcse.txt")
+    assert jobs["layerwise_loss"][0].input == ("wiki.json", "cache/wiki1m_for_simcse.txt", "resources/models/org/model")
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"modles": {}}, "config: 'modles' is not one of ['run', 'models', 'downloads', 'demo_assets']"),
+        ({"modles": {}}, "config: 'modles' is not one of ['run', 'models', 'model_dir', 'downloads', 'demo_assets']"),
         ({"run": "demo"}, "config key 'run': 'demo' is not of type 'array'"),
         (
             {"models": {"demo": {"resources": {"train": {"threads": "two"}}}}},
@@ -415,8 +428,8 @@ def test_with_use_conda_every_job_runs_the_same_command_in_the_environment(tmp_p
 
     env_file = REPO / "workflow/rules/../envs/l3prune.yaml"
     assert f"Conda environment {env_file} will be created." in caplog.messages
-    assert [job.shellcmd for job in in_conda] == [job.shellcmd for job in plain]
-    assert len(plain) == 5
+    assert sorted(job.shellcmd for job in in_conda) == sorted(job.shellcmd for job in plain)
+    assert len(plain) == 6
 
 
 def test_jobs_find_this_repository_and_snakemakes_interpreter_first(tmp_path, monkeypatch):
@@ -475,8 +488,9 @@ def test_train_runs_one_process_per_gpu_under_torchrun(tmp_path, train_job, laun
     config = {"models": {"llama3": {"resources": {"train": {**train_job, "threads": 8}}}}}
     (train,) = by_rule(dry_run(tmp_path, ["results/llama3/full/model"], config))["train"]
     assert train.shellcmd == (
-        f"{launcher} train config/training/MetaLlama3.json --variant full  --output-dir results/llama3/full/model"
-        " 2>&1 | tee logs/llama3/full/train.log"
+        f"HF_HUB_OFFLINE=1 {launcher} train config/training/MetaLlama3.json"
+        " --model resources/models/meta-llama/Meta-Llama-3-8B-Instruct --variant full "
+        " --output-dir results/llama3/full/model 2>&1 | tee logs/llama3/full/train.log"
     )
     assert train.resources["gpu"] == train_job["gpu"]
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from l3prune.config import check_variant_name, load_config, variant_names
+from l3prune.config import load_config
+from l3prune.variants import check_variant_name, variant_names
+from l3prune.assets.hub_model import hub_repo_id, model_folder
 from l3prune.evaluation.tasks_file import local_task_paths
 from l3prune.schema import schema_violation
 
@@ -27,6 +29,7 @@ if _violation:
 validate(config, str(SCHEMA))
 
 MODELS = config["models"]
+MODEL_DIR = config["model_dir"]
 DOWNLOADS = config["downloads"]
 DEMO = config["demo_assets"]
 DEMO_TASKS = ("lee_sts", "bbc_classification", "bbc_clustering")
@@ -71,8 +74,10 @@ def training_config(model):
 
 
 def variants(model):
-    """The variants built for a model by default: `full`, then what its training config asks for."""
-    return variant_names(training_config(model))
+    """The variants built for a model by default: `full` (unless the model's `train_full` is
+    false), then what its training config asks for."""
+    names = variant_names(training_config(model))
+    return names if MODELS[model]["train_full"] else [n for n in names if n != "full"]
 
 
 def produced_by_workflow(path):
@@ -80,22 +85,47 @@ def produced_by_workflow(path):
     return path in DOWNLOADS or path == f"{DEMO}/model"
 
 
-def model_inputs(wildcards):
-    """The files a base-model step reads: its training config, training data and a local model.
+def hub_model(model):
+    """The model hub name of a model's base model, which rule download_model fetches; None for a
+    local path (an existing one, one a rule makes, or one shaped like a path)."""
+    name = training_config(model).model_name_or_path
+    return None if produced_by_workflow(name) else hub_repo_id(name)
 
-    A model_name_or_path that is neither an existing path nor made by a rule is a model hub name,
-    which transformers resolves when the job runs.
-    """
+
+def base_model_folder(model):
+    """The local folder a model's jobs load the base model from: the download of a hub model
+    (<model_dir>/<namespace>/<name>), else model_name_or_path itself."""
+    repo = hub_model(model)
+    if repo is None:
+        return training_config(model).model_name_or_path
+    return str(model_folder(MODEL_DIR, repo))
+
+
+def model_inputs(wildcards):
+    """The files a base-model step reads: its training config, training data and the base model's
+    local folder (downloaded by rule download_model for a hub name)."""
     cfg = training_config(wildcards.model)
-    inputs = {
+    return {
         "config": MODELS[wildcards.model]["training_config"],
         "data": cfg.dataset_file_path,
+        "model": base_model_folder(wildcards.model),
     }
-    if Path(cfg.model_name_or_path).exists() or produced_by_workflow(
-        cfg.model_name_or_path
-    ):
-        inputs["model"] = cfg.model_name_or_path
-    return inputs
+
+
+def revision_option(repo):
+    """The download-model command's revision option: the `revision` of the models naming `repo`
+    (none: main). Only models that set one have their training config read here."""
+    asked = {
+        name: spec["revision"]
+        for name, spec in MODELS.items()
+        if "revision" in spec and hub_model(name) == repo
+    }
+    if len(set(asked.values())) > 1:
+        raise ValueError(
+            f"config key 'models.*.revision': {repo} is asked for at several revisions "
+            f"({', '.join(f'{name}: {rev}' for name, rev in sorted(asked.items()))}); its folder holds one"
+        )
+    return ["--revision", *set(asked.values())] if asked else []
 
 
 def train_inputs(wildcards):
@@ -177,6 +207,12 @@ def train_launcher(wildcards):
 def downloads(archive):
     """The configured download paths that are archives (archive=True) or plain files."""
     return [path for path, spec in DOWNLOADS.items() if ("archive" in spec) == archive]
+
+
+def layout_option(path):
+    """The download command's option checking the unpacked data set's files (none: unchecked)."""
+    layout = DOWNLOADS[path].get("layout")
+    return ["--layout", layout] if layout else []
 
 
 def sha256_option(path):

@@ -44,6 +44,37 @@ rule download_archive:
         sha256=lambda wildcards: sha256_option(wildcards.path),
         archive=lambda wildcards: DOWNLOADS[wildcards.path]["archive"],
         subdir=lambda wildcards: subdir_option(wildcards.path),
+        layout=lambda wildcards: layout_option(wildcards.path),
     shell:
         "python3 -m l3prune download {params.url:q} {params.sha256:q} --out {params.archive:q}"
-        " --extract {output:q} {params.subdir:q} 2>&1 | tee {log:q}"
+        " --extract {output:q} {params.subdir:q} {params.layout:q} 2>&1 | tee {log:q}"
+
+
+# The one job that talks to the model hub (and the only one that needs HF_TOKEN for a gated
+# model, which huggingface_hub reads from the environment): the GPU jobs load the folder offline.
+rule download_model:
+    output:
+        directory(f"{MODEL_DIR}/{{repo}}"),
+    log:
+        "logs/download/models/{repo}.log",
+    wildcard_constraints:
+        repo=r"[\w.-]+(/[\w.-]+)?",
+    conda:
+        "../envs/l3prune.yaml"
+    params:
+        revision=lambda wildcards: revision_option(wildcards.repo),
+    shell:
+        "python3 -m l3prune download-model {wildcards.repo:q} {params.revision:q} --out {output:q}"
+        " 2>&1 | tee {log:q}"
+
+
+# a model_dir that holds the other downloads too: their own rules make them
+ruleorder: demo_assets > download_file > download_archive > download_model
+
+
+# Under a cluster executor the downloads run where Snakemake runs (a login node, with the network
+# and HF_TOKEN), so the compute nodes need neither.
+localrules:
+    download_file,
+    download_archive,
+    download_model,

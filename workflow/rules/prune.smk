@@ -13,7 +13,8 @@ rule layerwise_loss:
         mem_mb=job_resource("layerwise_loss", "mem_mb"),
         runtime=job_resource("layerwise_loss", "runtime"),
     shell:
-        "python3 -m l3prune layerwise-loss {input.config:q} --out {output:q} 2>&1 | tee {log:q}"
+        "HF_HUB_OFFLINE=1 python3 -m l3prune layerwise-loss {input.config:q} --model {input.model:q}"
+        " --out {output:q} 2>&1 | tee {log:q}"
 
 
 rule prune_points:

@@ -18,5 +18,5 @@ rule train:
         launcher=train_launcher,
         prune_points=prune_points_option,
     shell:
-        "{params.launcher:q} train {input.config:q} --variant {wildcards.variant} {params.prune_points:q}"
-        " --output-dir {output:q} 2>&1 | tee {log:q}"
+        "HF_HUB_OFFLINE=1 {params.launcher:q} train {input.config:q} --model {input.model:q}"
+        " --variant {wildcards.variant} {params.prune_points:q} --output-dir {output:q} 2>&1 | tee {log:q}"
