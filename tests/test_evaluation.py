@@ -258,13 +258,14 @@ def test_summary_schema(encoder, tmp_path):
     types = {
         "model": str, "revision": str, "source": str, "base_model": str, "num_layers": int, "num_parameters": int,
         "embedding_dim": int, "average": float, "encode_seconds": float, "texts_requested": int, "texts_encoded": int,
-        "cache": bool, "batch_size": int, "max_length": int, "mteb_version": str, "mteb_results": str,
+        "texts_loaded": int, "cache": bool, "batch_size": int, "max_length": int, "mteb_version": str, "mteb_results": str,
         "tasks": dict,
     }  # fmt: skip
     assert {key: type(value) for key, value in summary.items()} == types
     task_types = {
         "type": str, "main_metric": str, "main_score": float, "instruction": str, "scores": dict,
         "evaluation_seconds": float, "encode_seconds": float, "texts_requested": int, "texts_encoded": int,
+        "texts_loaded": int,
     }  # fmt: skip
     for task in summary["tasks"].values():
         assert {key: type(value) for key, value in task.items()} == task_types

@@ -1,4 +1,5 @@
-"""`l3prune evaluate`. Light to import: mteb and torch load only when the command runs."""
+"""`l3prune evaluate` and `l3prune evaluate-merge`. Light to import: mteb and torch load only when
+the command runs."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def register(subparsers) -> None:
         "--num-layers", type=int, help="keep only the first K layers (default: the variant's own count)"
     )
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: the checkpoint's)")
+    p.add_argument(
+        "--task-group",
+        type=int,
+        metavar="K",
+        help="evaluate only the K-th (1 to N) of --task-groups N groups of the tasks, balanced by size; "
+        "--out is then a part for evaluate-merge",
+    )
+    p.add_argument("--task-groups", type=int, metavar="N", help="how many groups the tasks are split into")
     add_device_option(p)
     p.add_argument(
         "--trust-remote-code",
@@ -47,6 +56,28 @@ def register(subparsers) -> None:
         "when the training config sets trust_remote_code)",
     )
     p.set_defaults(func=run_evaluate)
+
+    merge = subparsers.add_parser(
+        "evaluate-merge",
+        help="assemble a variant's mteb.json from the parts of a split evaluation",
+        description="Merge the N parts written by `l3prune evaluate --task-group K --task-groups N` "
+        "into the mteb.json an unsplit evaluation writes.",
+    )
+    merge.add_argument("parts", nargs="+", help="the part files, one per group")
+    merge.add_argument("--out", required=True, help="summary JSON to write, e.g. results/<model>/<variant>/mteb.json")
+    merge.set_defaults(func=run_merge)
+
+
+def task_group_option(index: int | None, count: int | None) -> tuple[int, int] | None:
+    """(K, N) from --task-group K --task-groups N, checked; None when neither is given."""
+    if index is None and count is None:
+        return None
+    if index is None or count is None:
+        raise ValueError("--task-group and --task-groups go together: give both (e.g. --task-group 1 --task-groups 4)")
+    at_least_one("--task-groups", count)
+    if not 1 <= index <= count:
+        raise ValueError(f"--task-group must be from 1 to --task-groups {count}, got {index}")
+    return index, count
 
 
 def default_name(source: str, encoder, num_layers: int | None) -> str:
@@ -77,6 +108,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     at_least_one("--batch-size", args.batch_size)
     at_least_one("--max-length", args.max_length)
+    group = task_group_option(args.task_group, args.task_groups)
     device = torch_device(args.device)
     config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
     hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
@@ -92,7 +124,22 @@ def run_evaluate(args: argparse.Namespace) -> None:
         source=args.variant,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        task_group=group,
     )
-    print(
-        f"{summary['model']}: average {summary['average']:.4f} over {len(summary['tasks'])} tasks -> {args.out}"
-    )
+    report(summary, args.out)
+
+
+def report(summary: dict, out: str) -> None:
+    group = summary.get("task_group")
+    where = f" (group {group['index']} of {group['count']})" if group else ""
+    average = "none" if summary["average"] is None else f"{summary['average']:.4f}"
+    print(f"{summary['model']}: average {average} over {len(summary['tasks'])} tasks{where} -> {out}")
+
+
+def run_merge(args: argparse.Namespace) -> None:
+    from ..evaluation.summary import merge_parts
+    from ..files import write_json
+
+    summary = merge_parts(args.parts)
+    write_json(args.out, summary)
+    report(summary, args.out)

@@ -5,6 +5,10 @@ so the Lee task (1,225 pairs over 50 documents) would embed each document 49 tim
 keys embeddings by (instruction, text), so each distinct input is encoded once per run (tasks
 that share a corpus or a sentence with the same instruction share its embedding). Its memory is
 bounded: past `max_bytes` the oldest embeddings are dropped, which only costs re-encoding.
+
+With an EmbeddingStore (embedding_store.py) the embeddings are also written to disk, every
+PERSIST_EVERY new texts, and looked up there before encoding: a job killed part way through a
+task encodes on its rerun only what it had not written yet.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
+from .embedding_store import EmbeddingStore
 from .instructions import InstructionTable
 
 Key = tuple[str, str]  # (instruction, text); "" = no instruction
+# new texts encoded between two writes to the store: what a preempted job may have to redo
+PERSIST_EVERY = 8192
 
 
 class EmbeddingCache:
@@ -68,19 +75,30 @@ class MTEBEncoder(AbsEncoder):
     gets the task's instruction from `instructions`, passed to the encoder as [instruction, text].
     """
 
-    def __init__(self, encoder, instructions: InstructionTable, meta: ModelMeta, cache: bool = True):
+    def __init__(
+        self,
+        encoder,
+        instructions: InstructionTable,
+        meta: ModelMeta,
+        cache: bool = True,
+        store: EmbeddingStore | None = None,
+    ):
         self.model = encoder
         self.instructions = instructions
         self.mteb_model_meta = meta
         self.cache = EmbeddingCache() if cache else None
+        self.store = store if cache else None  # the store fills the cache: no cache, no store
+        self.persist_every = PERSIST_EVERY
         self.texts_requested = 0
         self.texts_encoded = 0
+        self.texts_loaded = 0  # read back from the store instead of encoded
         self.encode_seconds = 0.0
 
     def counts(self) -> dict[str, float]:
         return dict(
             texts_requested=self.texts_requested,
             texts_encoded=self.texts_encoded,
+            texts_loaded=self.texts_loaded,
             encode_seconds=self.encode_seconds,
         )
 
@@ -92,14 +110,25 @@ class MTEBEncoder(AbsEncoder):
             else self.instructions.instruction(task_metadata.name, task_metadata.type)
         )
         keys = [(instruction, text) for text in texts]
-        to_encode = self.cache.missing(keys) if self.cache is not None else keys
         self.texts_requested += len(keys)
-        embeddings = self._encode(
-            to_encode, kwargs.get("batch_size", 32), kwargs.get("show_progress_bar", False)
-        )
+        batch_size, progress = kwargs.get("batch_size", 32), kwargs.get("show_progress_bar", False)
         if self.cache is None:
-            return embeddings
-        self.cache.add(to_encode, embeddings)
+            return self._encode(keys, batch_size, progress)
+        to_encode = self.cache.missing(keys)
+        if self.store is None:
+            self.cache.add(to_encode, self._encode(to_encode, batch_size, progress))
+            return self.cache.get(keys)
+        stored, embeddings = self.store.lookup(task_metadata.name, to_encode)
+        self.cache.add(stored, embeddings)
+        self.texts_loaded += len(stored)
+        stored = set(stored)
+        # longest first, so each written chunk batches texts of similar length
+        to_encode = sorted((key for key in to_encode if key not in stored), key=lambda key: -len(key[1]))
+        for start in range(0, len(to_encode), self.persist_every):
+            chunk = to_encode[start : start + self.persist_every]
+            embeddings = self._encode(chunk, batch_size, progress)
+            self.store.save(task_metadata.name, chunk, embeddings)
+            self.cache.add(chunk, embeddings)
         return self.cache.get(keys)
 
     def _encode(self, keys: list[Key], batch_size: int, show_progress_bar: bool) -> np.ndarray:

@@ -8,6 +8,8 @@
     batch_size: 32
     max_length: 512                   # tokens per input (default: the encoder's saved length)
     cache: true                       # the in-run embedding cache
+    disk_cache: true                  # also on disk, read back by a rerun (needs cache)
+    keep_embeddings: false            # keep a task's embeddings on disk after its result is saved
 
 Relative paths are taken from the current directory (where Snakemake runs).
 """
@@ -96,6 +98,8 @@ SCHEMA = {
         "batch_size": {"type": "integer", "minimum": 1},
         "max_length": {"type": ["integer", "null"], "minimum": 1},
         "cache": {"type": "boolean"},
+        "disk_cache": {"type": "boolean"},
+        "keep_embeddings": {"type": "boolean"},
     },
 }
 
@@ -118,6 +122,8 @@ class EvalConfig:
     batch_size: int = 32
     max_length: int | None = None  # None: the encoder's own (saved) length
     cache: bool = True
+    disk_cache: bool = True
+    keep_embeddings: bool = False
 
     def instruction_overrides(self) -> dict[str, str]:
         """The tasks file's instructions, local tasks' own ones included."""
@@ -241,4 +247,6 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
         batch_size=data.get("batch_size", 32),
         max_length=data.get("max_length"),
         cache=data.get("cache", True),
+        disk_cache=data.get("disk_cache", True),
+        keep_embeddings=data.get("keep_embeddings", False),
     )

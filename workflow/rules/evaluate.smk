@@ -1,3 +1,10 @@
+# A variant's evaluation: one job writing mteb.json, or, for a model with evaluation_groups N > 1,
+# N jobs of a group of tasks each (in parallel) and a merge job writing the same mteb.json. The
+# model wildcard of each rule is limited to the models it serves, so the two never compete.
+
+GROUPS = {model: spec.get("evaluation_groups", 1) for model, spec in MODELS.items()}
+
+
 rule evaluate:
     input:
         model="results/{model}/{variant}/model",
@@ -7,6 +14,8 @@ rule evaluate:
         "results/{model}/{variant}/mteb.json",
     log:
         "logs/{model}/{variant}/evaluate.log",
+    wildcard_constraints:
+        model=one_of([m for m, n in GROUPS.items() if n == 1]),
     conda:
         "../envs/l3prune.yaml"
     threads: job_resource("evaluate", "threads")
@@ -20,3 +29,49 @@ rule evaluate:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
         " --name l3prune/{wildcards.model}-{wildcards.variant} {params.remote_code:q}"
         " 2>&1 | tee {log:q}"
+
+
+rule evaluate_group:
+    input:
+        model="results/{model}/{variant}/model",
+        tasks=lambda wildcards: MODELS[wildcards.model]["tasks"],
+        task_files=local_task_files,
+    output:
+        "results/{model}/{variant}/mteb.part-{group}-of-{groups}.json",
+    log:
+        "logs/{model}/{variant}/evaluate.part-{group}-of-{groups}.log",
+    wildcard_constraints:
+        model=one_of([m for m, n in GROUPS.items() if n > 1]),
+        group=r"\d+",
+        groups=r"\d+",
+    conda:
+        "../envs/l3prune.yaml"
+    threads: job_resource("evaluate", "threads")
+    resources:
+        gpu=job_resource("evaluate", "gpu"),
+        mem_mb=job_resource("evaluate", "mem_mb"),
+        runtime=job_resource("evaluate", "runtime"),
+    params:
+        remote_code=remote_code_option,
+    shell:
+        "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant} {params.remote_code:q}"
+        " --task-group {wildcards.group} --task-groups {wildcards.groups} 2>&1 | tee {log:q}"
+
+
+rule evaluate_merge:
+    input:
+        lambda wildcards: [
+            f"results/{wildcards.model}/{wildcards.variant}/mteb.part-{k}-of-{GROUPS[wildcards.model]}.json"
+            for k in range(1, GROUPS[wildcards.model] + 1)
+        ],
+    output:
+        "results/{model}/{variant}/mteb.json",
+    log:
+        "logs/{model}/{variant}/evaluate_merge.log",
+    wildcard_constraints:
+        model=one_of([m for m, n in GROUPS.items() if n > 1]),
+    conda:
+        "../envs/l3prune.yaml"
+    shell:
+        "python3 -m l3prune evaluate-merge {input:q} --out {output:q} 2>&1 | tee {log:q}"
