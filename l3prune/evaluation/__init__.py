@@ -14,6 +14,9 @@ _EXPORTS = {
     "load_instruction_table": "instructions",
     "InstructionTable": "instructions",
     "MTEBEncoder": "mteb_model",
+    "EmbeddingStore": "embedding_store",
+    "split_tasks": "groups",
+    "merge_parts": "summary",
 }
 __all__ = list(_EXPORTS)
 
