@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from test_download import serving
 
-from l3prune.assets.hub_model import MODEL_FILES, hub_repo_id, model_folder
+from l3prune.assets.hub_model import MODEL_FILES, hub_name, hub_repo_id, model_folder
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "a" * 40
@@ -179,6 +179,10 @@ def test_a_hub_model_arrives_with_only_the_files_the_jobs_load(hub, tmp_path):
     assert (out / "model.safetensors").read_bytes() == WEIGHTS
     source = json.loads((out / "l3prune_source.json").read_text())
     assert source == {"repo_id": "org/tiny", "revision": "main", "commit": COMMIT}
+    assert (
+        hub_name(out) == "org/tiny" and hub_name(str(out)) == "org/tiny"
+    )  # what a variant trained from it names
+    assert hub_name(tmp_path) == str(tmp_path) and hub_name("org/other") == "org/other"
     assert f"org/tiny@{COMMIT} -> {out}" in result.stdout
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]  # no .partial left
     gets = sorted(

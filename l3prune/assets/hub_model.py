@@ -46,6 +46,13 @@ def model_folder(model_dir: str | os.PathLike, repo_id: str) -> Path:
     return Path(model_dir) / repo_id
 
 
+def hub_name(name_or_path: str | os.PathLike) -> str:
+    """The model hub name of a base model: what a folder made by download_model records, else
+    `name_or_path` itself (for naming and publishing a variant trained from the local copy)."""
+    source = read_json(Path(name_or_path) / SOURCE_FILE, if_missing={})
+    return source.get("repo_id") or str(name_or_path)
+
+
 def download_model(repo_id: str, dest: str | os.PathLike, revision: str | None = None) -> Path:
     """Download hub model `repo_id` (at `revision`: a branch, tag or commit; default main) into
     the folder `dest` and return it. An existing `dest` is returned as it is, unless it records
