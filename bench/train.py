@@ -2,7 +2,9 @@
 
 (a) training steps/s of the full model (30 layers) against the model pruned to 10 layers, same
     batch, LoRA r=16, through ContrastiveTrainer as `l3prune train` runs it;
-(b) peak memory of the full model's training with and without gradient checkpointing.
+(b) peak memory of the full model's training with and without gradient checkpointing;
+(c) peak memory and steps/s of the full model's training with the cached loss (GradCache,
+    `loss_mini_batch_size`) against the uncached loss, same batch (the run of (a) is the uncached one).
 Each configuration runs in a fresh process (peak memory: CUDA max allocated on a GPU, peak
 resident memory on a CPU). Prints ratios measured in the same run: the machines are noisy.
 """
@@ -57,7 +59,12 @@ def measure(args: argparse.Namespace) -> dict:
     dataset = load_dataset("jsonl", file_path=args.data, effective_batch_size=args.batch_size)
     timer = StepTimes()
     trainer = ContrastiveTrainer(
-        encoder, load_loss("HardNegativeNLLLoss", scale=50.0), training_args, dataset, [timer]
+        encoder,
+        load_loss("HardNegativeNLLLoss", scale=50.0),
+        training_args,
+        dataset,
+        [timer],
+        loss_mini_batch_size=args.loss_mini_batch_size,
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -74,7 +81,9 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
-def run_fresh(args: argparse.Namespace, layers: int | None, checkpointing: bool) -> dict:
+def run_fresh(
+    args: argparse.Namespace, layers: int | None, checkpointing: bool, mini_batch_size: int | None = None
+) -> dict:
     command = [sys.executable, __file__, "--one", "--model", args.model, "--data", args.data]
     command += ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
     command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--scratch", args.scratch]
@@ -82,6 +91,8 @@ def run_fresh(args: argparse.Namespace, layers: int | None, checkpointing: bool)
         command += ["--layers", str(layers)]
     if checkpointing:
         command.append("--checkpointing")
+    if mini_batch_size is not None:
+        command += ["--loss-mini-batch-size", str(mini_batch_size)]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -103,10 +114,17 @@ def main() -> None:
     parser.add_argument("--steps", type=at_least_one, default=3, help="timed steps, after the warm-up steps")
     parser.add_argument("--warmup", type=at_least_one, default=1, help="untimed steps first")
     parser.add_argument("--pruned-layers", type=int, default=10)
+    parser.add_argument(
+        "--mini-batch-size",
+        type=at_least_one,
+        default=2,
+        help="the cached loss's loss_mini_batch_size in (c)",
+    )
     parser.add_argument("--scratch", default="/tmp/l3prune-bench-train")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # one configuration, JSON out
     parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loss-mini-batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args)))
@@ -116,20 +134,44 @@ def main() -> None:
     full = run_fresh(args, None, checkpointing=False)
     pruned = run_fresh(args, args.pruned_layers, checkpointing=False)
     full_gc = run_fresh(args, None, checkpointing=True)
+    full_cached = run_fresh(args, None, checkpointing=False, mini_batch_size=args.mini_batch_size)
     print(
         f"(a) steps/s: {full['layers']} layers {full['steps_per_second']:.3f}, "
         f"{pruned['layers']} layers {pruned['steps_per_second']:.3f}: "
         f"speed-up {pruned['steps_per_second'] / full['steps_per_second']:.2f}x"
     )
-    unit = "CUDA max allocated" if full["device"] == "cuda" else "peak RSS"
-    line = (
-        f"(b) {unit}, {full['layers']} layers: without gradient checkpointing {full['peak_mb']:.0f} MB, "
-        f"with {full_gc['peak_mb']:.0f} MB ({full_gc['peak_mb'] / full['peak_mb']:.2f}x)"
+    print(
+        memory_line(
+            "(b)", f"{full['layers']} layers, gradient checkpointing", full, full_gc, "without", "with"
+        )
     )
-    if full["loaded_mb"] is not None:  # on CPU the model itself is part of the RSS: show training's own share
-        extra, extra_gc = full["peak_mb"] - full["loaded_mb"], full_gc["peak_mb"] - full_gc["loaded_mb"]
-        line += f"; above the loaded model: {extra:.0f} MB vs {extra_gc:.0f} MB ({extra_gc / extra:.2f}x)"
-    print(line)
+    print(
+        memory_line(
+            "(c)",
+            f"{full['layers']} layers, cached loss",
+            full,
+            full_cached,
+            "uncached",
+            f"mini-batch {args.mini_batch_size}",
+        )
+        + f"; steps/s {full['steps_per_second']:.3f} vs {full_cached['steps_per_second']:.3f} "
+        f"({full_cached['steps_per_second'] / full['steps_per_second']:.2f}x)"
+    )
+
+
+def memory_line(label: str, what: str, base: dict, other: dict, base_name: str, other_name: str) -> str:
+    """Peak memory of two runs and their ratio; on a CPU also above the loaded model (part of the RSS)."""
+    unit = "CUDA max allocated" if base["device"] == "cuda" else "peak RSS"
+    line = (
+        f"{label} {unit}, {what}: {base_name} {base['peak_mb']:.0f} MB, "
+        f"{other_name} {other['peak_mb']:.0f} MB ({other['peak_mb'] / base['peak_mb']:.2f}x)"
+    )
+    if base["loaded_mb"] is not None:
+        extra, extra_other = base["peak_mb"] - base["loaded_mb"], other["peak_mb"] - other["loaded_mb"]
+        line += (
+            f"; above the loaded model: {extra:.0f} MB vs {extra_other:.0f} MB ({extra_other / extra:.2f}x)"
+        )
+    return line
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ def train_variant(
     if config.stop_after_n_steps is not None:
         callbacks.append(StopAfterSteps(config.stop_after_n_steps))
     trainer = ContrastiveTrainer(
-        encoder, load_loss(config.loss_class, scale=config.loss_scale), args, dataset, callbacks
+        encoder, load_loss(config.loss_class, scale=config.loss_scale), args, dataset, callbacks, config.loss_mini_batch_size
     )
     last = last_checkpoint(args.output_dir)
     last_step = int(last.rsplit("-", 1)[1]) if last else 0

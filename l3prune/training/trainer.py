@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate.utils import send_to_device
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
+from ..loss.cached import cache_gradients
 from .collator import ContrastiveCollator
 
 STAGING_DIR = ".incomplete"
@@ -31,9 +33,9 @@ class ContrastiveModel(torch.nn.Module):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, query: dict, positive: dict, negative: dict | None = None) -> tuple[torch.Tensor, ...]:
-        columns = (query, positive) if negative is None else (query, positive, negative)
-        return tuple(self.encoder(features) for features in columns)
+    def forward(self, **columns: dict) -> tuple[torch.Tensor, ...]:
+        """The embeddings of each column given (query, positive[, negative]), in the order given."""
+        return tuple(self.encoder(features) for features in columns.values())
 
     def activation_checkpointing_enable(
         self, activation_checkpointing_kwargs=None, every_n_layers=1, offload=False
@@ -76,15 +78,28 @@ def load_checkpoint_weights(model: torch.nn.Module, checkpoint: str | os.PathLik
 
 class ContrastiveTrainer(Trainer):
     """Trains `encoder` (LoRA or all weights) with a contrastive `loss_fn` over (query, positive[,
-    negative]) batches read in dataset order, so each global batch is one block of one sub-dataset."""
+    negative]) batches read in dataset order, so each global batch is one block of one sub-dataset.
+
+    With `loss_mini_batch_size` m, each step is GradCache's (l3prune.loss.cached): the columns are
+    embedded m rows at a time, twice, and the gradients are those of the whole batch at once.
+    """
 
     loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
 
-    def __init__(self, encoder, loss_fn, args, train_dataset, callbacks=None):
+    def __init__(self, encoder, loss_fn, args, train_dataset, callbacks=None, loss_mini_batch_size=None):
         if args.train_sampling_strategy != "sequential":
             raise ValueError(
                 f"train_sampling_strategy={args.train_sampling_strategy!r}: contrastive training reads the data in "
                 "order ('sequential'), so that each global batch comes from one sub-dataset"
+            )
+        if loss_mini_batch_size is not None and loss_mini_batch_size < 1:
+            raise ValueError(
+                f"loss_mini_batch_size={loss_mini_batch_size}: must be a whole number of at least 1, or null"
+            )
+        if loss_mini_batch_size is not None and args.ddp_static_graph:
+            # a static-graph reducer must synchronise its first backward, which no_sync would skip
+            raise ValueError(
+                "loss_mini_batch_size does not work with ddp_static_graph=true; leave ddp_static_graph unset"
             )
         super().__init__(
             model=ContrastiveModel(encoder),
@@ -95,18 +110,48 @@ class ContrastiveTrainer(Trainer):
         )
         self.encoder = encoder
         self.loss_fn = loss_fn
+        self.loss_mini_batch_size = loss_mini_batch_size
         self._last_log: tuple[float, int] | None = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         embeddings = model(**inputs)
         loss = self.loss_fn(*embeddings)
+        self._check_finite(loss)
+        return (loss, embeddings) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The Trainer's step (train mode, device, autocast, loss / accumulation steps, accelerator
+        backward); with loss_mini_batch_size, GradCache's three passes in place of one forward and backward."""
+        if self.loss_mini_batch_size is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if callable(getattr(self.optimizer, "train", None)):  # schedule-free optimizers
+            self.optimizer.train()
+        inputs = send_to_device(inputs, self.args.device)
+
+        def embed(column, features):
+            # through the wrapped model: DDP's reducer and accelerate's autocast see every forward
+            with self.compute_loss_context_manager():
+                return model(**{column: features})[0]
+
+        cache = cache_gradients(
+            embed,
+            inputs,
+            self.loss_fn,
+            self.loss_mini_batch_size,
+            1 / self.current_gradient_accumulation_steps,
+        )
+        self._check_finite(cache.loss)  # before pass (3): the failing step leaves no gradient behind
+        cache.backward(embed, self.accelerator.backward, lambda: self.accelerator.no_sync(model))
+        return cache.loss / self.current_gradient_accumulation_steps
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
             last = last_checkpoint(self.args.output_dir)
             raise ValueError(
                 f"training loss is {loss.item()} at step {self.state.global_step + 1}; stopped before applying it. "
                 f"Last good checkpoint: {last or 'none yet'}. Lower learning_rate, or train in bfloat16/float32 rather than float16"
             )
-        return (loss, embeddings) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training step's log (not the end-of-training summary): add step and throughput
