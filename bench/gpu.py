@@ -523,6 +523,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("train_steps", "mini_batch_size", "pruned_layers"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: give at least 1")
+    if args.workdir is not None and not Path(args.workdir).is_dir():
+        parser.error(f"--workdir {args.workdir}: no such folder")
     args.mini_batch_size = shape.mini_batch_size if args.mini_batch_size is None else args.mini_batch_size
     args.pruned_layers = shape.pruned_layers if args.pruned_layers is None else args.pruned_layers
     args.shape = shape
