@@ -53,6 +53,15 @@ def hub_name(name_or_path: str | os.PathLike) -> str:
     return source.get("repo_id") or str(name_or_path)
 
 
+def display_name(name_or_path: str | os.PathLike) -> str:
+    """A base model's name for titles: the last part of its hub name (the one a downloaded
+    folder records), else of its path: `Meta-Llama-3-8B-Instruct`, not a folder path."""
+    if not str(name_or_path):
+        return ""
+    name = hub_name(name_or_path).rstrip("/")
+    return name.rsplit("/", 1)[-1] or name
+
+
 def download_model(repo_id: str, dest: str | os.PathLike, revision: str | None = None) -> Path:
     """Download hub model `repo_id` (at `revision`: a branch, tag or commit; default main) into
     the folder `dest` and return it. An existing `dest` is returned as it is, unless it records

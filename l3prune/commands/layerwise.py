@@ -108,7 +108,7 @@ def run_prune_points(args: argparse.Namespace) -> None:
         from ..files import atomic_output
 
         with atomic_output(args.plot) as tmp:
-            plot_prune_points(losses, small, large, tmp, title=f"L3Prune: {curve.get('model', '')}")
+            plot_prune_points(losses, small, large, tmp, model=curve.get("model"))
     write_json(
         args.out,
         {

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_prune_points(losses: list[float], small: int, large: int, path: str | Path, title: str = "") -> None:
+def plot_prune_points(
+    losses: list[float], small: int, large: int, path: str | Path, model: str | None = None
+) -> None:
+    """`model` (a hub name or a folder, as the loss file records it) is named in the title by its
+    short name, the one a downloaded folder records, not by a path."""
     import matplotlib
+
+    from ..assets.hub_model import display_name
 
     matplotlib.use("Agg")  # files only; no display on cluster nodes
     import matplotlib.pyplot as plt
@@ -19,7 +25,8 @@ def plot_prune_points(losses: list[float], small: int, large: int, path: str | P
         ax.scatter([k], [losses[k - 1]], s=90, color=color, zorder=3, label=f"{name}: {k} layers")
     ax.set_xlabel("layers kept")
     ax.set_ylabel("layerwise loss")
-    ax.set_title(title or f"L3Prune on {len(losses)} layers")
+    model_name = display_name(model) if model else "a model"
+    ax.set_title(f"L3Prune on {model_name} ({len(losses)} layers)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")  # explicit: the path may be a temporary name without .png
