@@ -143,6 +143,36 @@ def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
         "Nothing to be done (all requested files are present and up to date)."
         in second.stdout + second.stderr
     )
+    assert_reruns_only_what_changed(workdir)
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Rule -> how many of its jobs a dry run would run (its job stats table)."""
+    run = snakemake(workdir, "--dry-run", "--quiet", "rules")
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = (line.split() for line in (run.stdout + run.stderr).splitlines())
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
+def assert_reruns_only_what_changed(workdir: Path) -> None:
+    config_path = workdir / "train.json"
+    original = json.loads(config_path.read_text())
+
+    def edit(**changes):
+        config_path.write_text(json.dumps({**original, **changes}))
+
+    # how a run logs, saves, shows progress or saves memory changes no result
+    edit(logging_steps=7, save_steps=3, disable_tqdm=True, gradient_checkpointing=True)
+    assert planned_jobs(workdir) == {}
+    # a training setting retrains every variant (and evaluates and reports again), not the layerwise loss
+    edit(learning_rate=0.002)
+    assert planned_jobs(workdir) == {"train": 3, "evaluate": 3, "report": 1, "all": 1}
+    # a setting the layerwise loss reads reruns it; whether small and large retrain waits for its picks
+    edit(l3prune_num_batches=3)
+    planned = planned_jobs(workdir)
+    assert planned["layerwise_loss"] == 1 and planned["prune_points"] == 1 and planned["train"] >= 1
+    config_path.write_text(json.dumps(original))
+    assert planned_jobs(workdir) == {}
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """What each model's configs ask for, and which files feed each step (used by every rule file)."""
 
 import functools
+import json
 import os
 import re
 import sys
@@ -9,8 +10,9 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from l3prune.config import load_config
-from l3prune.variants import check_variant_name, variant_names
+from l3prune.code_version import code_version
+from l3prune.config import load_config, step_settings
+from l3prune.variants import L3PRUNE_VARIANTS, check_variant_name, variant_names
 from l3prune.assets.hub_model import hub_repo_id, model_folder
 from l3prune.evaluation.tasks_file import local_task_paths
 from l3prune.schema import schema_violation
@@ -33,8 +35,6 @@ MODEL_DIR = config["model_dir"]
 DOWNLOADS = config["downloads"]
 DEMO = config["demo_assets"]
 DEMO_TASKS = ("lee_sts", "bbc_classification", "bbc_clustering")
-# the variants whose layer count comes from prune_points.json
-L3PRUNE_VARIANTS = ("small", "large")
 
 # Jobs run `python3 -m l3prune`: this repository's code (PYTHONPATH) with Snakemake's own
 # interpreter (first on PATH), which has the dependencies since this file imports l3prune. With
@@ -102,14 +102,30 @@ def base_model_folder(model):
 
 
 def model_inputs(wildcards):
-    """The files a base-model step reads: its training config, training data and the base model's
-    local folder (downloaded by rule download_model for a hub name)."""
+    """The files a base-model step reads: its training data and the base model's local folder
+    (downloaded by rule download_model for a hub name). The training config is not one of them;
+    a step reruns when a value that changes its result does (step_params), not on every edit.
+    """
     cfg = training_config(wildcards.model)
     return {
-        "config": MODELS[wildcards.model]["training_config"],
         "data": cfg.dataset_file_path,
         "model": base_model_folder(wildcards.model),
     }
+
+
+def step_params(step, command):
+    """What a step's result depends on besides its input files, as params (Snakemake reruns a job
+    whose params changed): the training config's values that change the step (None for steps the
+    config does not reach) and the code version of the l3prune command it runs."""
+
+    def settings(wildcards):
+        if step is None:
+            return ""
+        return json.dumps(
+            step_settings(training_config(wildcards.model), step), sort_keys=True
+        )
+
+    return {"settings": settings, "code": code_version(f"l3prune.commands.{command}")}
 
 
 def revision_option(repo):

@@ -24,6 +24,7 @@ rule evaluate:
         mem_mb=job_resource("evaluate", "mem_mb"),
         runtime=job_resource("evaluate", "runtime"),
     params:
+        **step_params(None, "evaluation"),
         remote_code=remote_code_option,
     shell:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
@@ -52,6 +53,7 @@ rule evaluate_group:
         mem_mb=job_resource("evaluate", "mem_mb"),
         runtime=job_resource("evaluate", "runtime"),
     params:
+        **step_params(None, "evaluation"),
         remote_code=remote_code_option,
     shell:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"

@@ -12,8 +12,11 @@ rule layerwise_loss:
         gpu=job_resource("layerwise_loss", "gpu"),
         mem_mb=job_resource("layerwise_loss", "mem_mb"),
         runtime=job_resource("layerwise_loss", "runtime"),
+    params:
+        **step_params("layerwise", "layerwise"),
+        config=lambda wildcards: MODELS[wildcards.model]["training_config"],
     shell:
-        "HF_HUB_OFFLINE=1 python3 -m l3prune layerwise-loss {input.config:q} --model {input.model:q}"
+        "HF_HUB_OFFLINE=1 python3 -m l3prune layerwise-loss {params.config:q} --model {input.model:q}"
         " --out {output:q} 2>&1 | tee {log:q}"
 
 
@@ -32,6 +35,8 @@ rule prune_points:
         "logs/{model}/prune_points.log",
     conda:
         "../envs/l3prune.yaml"
+    params:
+        **step_params(None, "layerwise"),
     shell:
         "python3 -m l3prune prune-points {input:q} --out {output.points:q} --plot {output.plot:q}"
         " 2>&1 | tee {log:q}"

@@ -20,6 +20,7 @@ rule report:
     conda:
         "../envs/l3prune.yaml"
     params:
+        **step_params(None, "report"),
         variants=lambda wildcards: variants(wildcards.model),
     shell:
         "python3 -m l3prune report results/{wildcards.model} --out-dir results/{wildcards.model}"

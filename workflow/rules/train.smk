@@ -15,8 +15,10 @@ rule train:
         mem_mb=job_resource("train", "mem_mb"),
         runtime=job_resource("train", "runtime"),
     params:
+        **step_params("train", "training"),
+        config=lambda wildcards: MODELS[wildcards.model]["training_config"],
         launcher=train_launcher,
         prune_points=prune_points_option,
     shell:
-        "HF_HUB_OFFLINE=1 {params.launcher:q} train {input.config:q} --model {input.model:q}"
+        "HF_HUB_OFFLINE=1 {params.launcher:q} train {params.config:q} --model {input.model:q}"
         " --variant {wildcards.variant} {params.prune_points:q} --output-dir {output:q} 2>&1 | tee {log:q}"

@@ -1,0 +1,45 @@
+"""code_version: a step's code version follows what its command can import, and nothing else."""
+
+import shutil
+from pathlib import Path
+
+from l3prune.code_version import code_version
+
+PACKAGE = Path(__file__).resolve().parents[1] / "l3prune"
+
+
+def copy_of_package(tmp_path: Path) -> Path:
+    root = tmp_path / "l3prune"
+    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def versions(root: Path) -> dict[str, str]:
+    code_version.cache_clear()
+    return {step: code_version(f"l3prune.commands.{step}", root) for step in ("layerwise", "report")}
+
+
+def test_a_change_to_code_a_command_imports_changes_its_version_only(tmp_path):
+    root = copy_of_package(tmp_path)
+    before = versions(root)
+    pooling = root / "encoder" / "pooling.py"  # reached through the encoder's lazy exports
+    pooling.write_text(pooling.read_text().replace("clamp(min=1e-9)", "clamp(min=1e-8)"))
+    after = versions(root)
+    assert after["layerwise"] != before["layerwise"]
+    assert after["report"] == before["report"]  # the report never imports the encoder
+
+
+def test_comments_docstrings_and_formatting_change_no_version(tmp_path):
+    root = copy_of_package(tmp_path)
+    before = versions(root)
+    core = root / "layerwise" / "core.py"
+    source = core.read_text()
+    source = source.replace(
+        '"""Mean contrastive loss of the encoder', '"""The mean contrastive loss of the encoder'
+    )
+    source = source.replace(
+        "    totals = None\n", "    # summed over batches\n    totals = None  # none yet\n\n"
+    )
+    core.write_text(source)
+    assert versions(root) == before
+    code_version.cache_clear()
