@@ -1,4 +1,5 @@
-"""Contrastive LoRA training on tiny models: learning, schedule, outputs, resume, NaN guard, CLI."""
+"""Contrastive LoRA training on tiny models: learning, schedule, progress, outputs, resume (only from
+matching state), checkpoint rotation, NaN guard, CLI and its failure messages."""
 
 import csv
 import itertools
@@ -209,14 +210,12 @@ def test_step_one_loss_is_the_scaled_hard_negative_loss_of_the_base_model(tiny_l
 
 
 def test_final_folder_holds_encoder_log_and_model_info(reference, tiny_llama, pairs):
+    # no checkpoints, no optimizer state: the work folder is removed once the final folder is in place
     assert sorted(p.name for p in reference.iterdir()) == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors", "checkpoints", "l3prune_encoder.json",
+        "README.md", "adapter_config.json", "adapter_model.safetensors", "l3prune_encoder.json",
         "model_info.json", "tokenizer.json", "tokenizer_config.json", "training_log.csv",
     ]  # fmt: skip
-    assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == [
-        "checkpoint-2", "checkpoint-4", "checkpoint-6",
-    ]  # fmt: skip
-    assert not reference.with_name("full.partial").exists()
+    assert sorted(p.name for p in reference.parent.iterdir()) == ["full"]
     base = LLMEncoder.from_pretrained(tiny_llama)
     info = json.loads((reference / "model_info.json").read_text())
     assert info == {
@@ -241,8 +240,6 @@ def test_final_folder_holds_encoder_log_and_model_info(reference, tiny_llama, pa
     trained = LLMEncoder.from_pretrained(reference)
     assert trained.has_adapter and trained.num_layers == 4
     assert not torch.allclose(trained.encode(["alpha question"]), base.encode(["alpha question"]))
-    # every checkpoint is a loadable encoder too
-    assert LLMEncoder.from_pretrained(reference / "checkpoints" / "checkpoint-4").has_adapter
 
 
 def test_warmup_then_linear_decay_stopped_after_n_steps(reference):
@@ -250,6 +247,38 @@ def test_warmup_then_linear_decay_stopped_after_n_steps(reference):
     want = [lr * (k / warmup if k < warmup else (total - k) / (total - warmup)) for k in range(6)]
     got = [float(row["learning_rate"]) for row in read_log(reference)]
     assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
+def test_the_progress_bar_counts_to_the_step_limit(reference, tiny_llama, pairs, tmp_path, capsys):
+    import re
+
+    # 2 epochs of 8 batches: the schedule spans 16 steps, the run stops after 6
+    config = make_config(tiny_llama, pairs, tmp_path, disable_tqdm=False)
+    capsys.readouterr()
+    folder = train(config, variant="full")["full"]
+    totals = set(re.findall(r"\| *\d+/(\d+) \[", capsys.readouterr().err)) - {"38"}  # 38: loading weights
+    assert totals == {"6"}
+    # the learning rate still follows the 16-step schedule (test_warmup_then_linear_decay_...)
+    assert [r["learning_rate"] for r in read_log(folder)] == [r["learning_rate"] for r in read_log(reference)]
+
+
+def test_a_variant_trained_at_64_tokens_is_saved_with_the_inference_length(tiny_llama, tmp_path, monkeypatch):
+    long = " ".join(WORDS * 10)  # 120 words: longer than 64 tokens
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"query": f"{i} {long}", "positive": long}) + "\n" for i in range(8)))
+    seen = []
+    compute_loss = ContrastiveTrainer.compute_loss
+
+    def spy(self, model, inputs, *args, **kwargs):
+        seen.append((self.encoder.max_length, inputs["query"]["input_ids"].shape[1]))
+        return compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(ContrastiveTrainer, "compute_loss", spy)
+    config = make_config(tiny_llama, data, tmp_path, max_seq_length=64, stop_after_n_steps=1, save_steps=10)
+    folder = train(config, variant="full")["full"]
+    assert seen == [(64, 64)]  # trained on inputs cut to max_seq_length
+    assert json.loads((folder / "l3prune_encoder.json").read_text())["max_length"] == 512
+    assert LLMEncoder.from_pretrained(folder).tokenize([long])["input_ids"].shape[1] > 64
 
 
 def test_pruned_variant_loads_only_the_kept_layers(tiny_llama, pairs, tmp_path):
@@ -264,10 +293,10 @@ def test_pruned_variant_loads_only_the_kept_layers(tiny_llama, pairs, tmp_path):
     assert LLMEncoder.from_pretrained(folders["p50"]).num_layers == 2
 
 
-def test_resume_after_a_kill_gives_the_uninterrupted_weights(
-    reference, tiny_llama, pairs, tmp_path, monkeypatch, caplog
-):
-    config = make_config(tiny_llama, pairs, tmp_path)
+def kill_in_step_4(config, variant="full"):
+    """Train `variant` of `config` until it is killed in step 4 (after checkpoint-2); return its work folder."""
+    from pathlib import Path
+
     compute_loss = ContrastiveTrainer.compute_loss
 
     def killed_in_step_4(self, *args, **kwargs):
@@ -275,18 +304,123 @@ def test_resume_after_a_kill_gives_the_uninterrupted_weights(
             raise Killed
         return compute_loss(self, *args, **kwargs)
 
-    monkeypatch.setattr(ContrastiveTrainer, "compute_loss", killed_in_step_4)
-    with pytest.raises(Killed):
-        train(config, variant="full")
-    work = tmp_path / "full.partial"
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(ContrastiveTrainer, "compute_loss", killed_in_step_4)
+        train(config, variant=variant)
+    return Path(config.output_dir) / f"{variant}.partial"
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_weights(reference, tiny_llama, pairs, tmp_path, caplog):
+    config = make_config(tiny_llama, pairs, tmp_path)
+    work = kill_in_step_4(config)
     assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["checkpoint-2"]
     assert not (tmp_path / "full").exists()
-    monkeypatch.undo()
     with caplog.at_level(logging.INFO, logger="l3prune"):
         train(config, variant="full")
     assert f"resuming from {work / 'checkpoints' / 'checkpoint-2'}" in caplog.text
     assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
     assert [r["step"] for r in read_log(tmp_path / "full")] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_the_work_folder_records_what_it_is_trained_for(tiny_llama, pairs, tmp_path):
+    from l3prune.config import step_settings
+
+    config = make_config(tiny_llama, pairs, tmp_path, percent_prune=[0.5], gradient_accumulation_steps=2)
+    work = kill_in_step_4(config, "p50")
+    assert (work / "checkpoints" / "checkpoint-2").is_dir()
+    record = json.loads((work / "run.json").read_text())
+    settings = step_settings(config, "train")
+    assert record == {
+        "variant": "p50", "prune": 0.5, "layers": 2, "world_size": 1, "global_batch": 8,
+        "settings": json.loads(json.dumps(settings)),
+    }  # fmt: skip
+    assert settings["learning_rate"] == 2e-3 and "logging_steps" not in settings
+
+
+def test_a_rerun_with_other_settings_sets_the_checkpoints_aside_and_trains_afresh(
+    tiny_llama, pairs, tmp_path, caplog
+):
+    work = kill_in_step_4(make_config(tiny_llama, pairs, tmp_path))
+    assert (work / "checkpoints" / "checkpoint-2").is_dir()
+    changed = make_config(tiny_llama, pairs, tmp_path, learning_rate=1e-3, lora_dropout=0.0)
+    with caplog.at_level(logging.INFO, logger="l3prune"):
+        train(changed, variant="full")
+    (stale,) = tmp_path.glob("full.partial.stale-*")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", stale.name]
+    assert sorted(p.name for p in (stale / "checkpoints").iterdir()) == ["checkpoint-2"]
+    (line,) = [r.getMessage() for r in caplog.records if "not resuming" in r.getMessage()]
+    assert line == (
+        f"variant full: not resuming {work}: it was trained with other settings "
+        f"(learning_rate: 0.002 -> 0.001, lora_dropout: 0.1 -> 0.0); moved it to {stale} and training afresh"
+    )
+    assert "resuming from" not in caplog.text
+    # the same weights as a run of the new settings that never saw the old checkpoints
+    never_saw_them = make_config(tiny_llama, pairs, tmp_path / "fresh", learning_rate=1e-3, lora_dropout=0.0)
+    fresh = train(never_saw_them, variant="full")["full"]
+    assert_same_weights(adapter(tmp_path / "full"), adapter(fresh))
+    assert [r["step"] for r in read_log(tmp_path / "full")] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_a_work_folder_without_a_record_is_set_aside(tiny_llama, pairs, tmp_path, monkeypatch, caplog):
+    config = make_config(tiny_llama, pairs, tmp_path)
+    work = kill_in_step_4(config)
+    (work / "run.json").unlink()  # as an older l3prune left it
+    resumed = []
+    real_train = ContrastiveTrainer.train
+
+    def spy(self, resume_from_checkpoint=None, **kwargs):
+        resumed.append(resume_from_checkpoint)
+        return real_train(self, resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    monkeypatch.setattr(ContrastiveTrainer, "train", spy)
+    with caplog.at_level(logging.INFO, logger="l3prune"):
+        train(config, variant="full")
+    assert resumed == [None]
+    (stale,) = tmp_path.glob("full.partial.stale-*")
+    assert f"not resuming {work}: it has no run.json (written by an older l3prune)" in caplog.text
+    assert (stale / "checkpoints" / "checkpoint-2").is_dir()
+
+
+def test_claiming_a_work_folder_compares_processes_batch_and_prune_value(tmp_path, caplog):
+    from l3prune.training.run_record import claim_work_folder, write_record
+
+    settings = {"learning_rate": 0.1, "seed": 3}
+    old = dict(variant="l2", prune=2, layers=2, world_size=2, global_batch=8, settings=settings)
+    work = tmp_path / "l2.partial"
+    (work / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    write_record(work, old)
+    claim_work_folder(work, old)  # the same record: kept as it is
+    assert (work / "checkpoints" / "checkpoint-1").is_dir()
+    new = {**old, "world_size": 1, "global_batch": 4}
+    with caplog.at_level(logging.INFO, logger="l3prune"):
+        claim_work_folder(work, new)
+    assert not work.exists()
+    assert "other settings (global_batch: 8 -> 4, world_size: 2 -> 1)" in caplog.text
+    # a folder with no checkpoint holds nothing to continue: removed, not set aside
+    write_record(work, {**old, "prune": 3, "layers": 3})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="l3prune"):
+        claim_work_folder(work, old)
+    assert not work.exists() and len(list(tmp_path.glob("l2.partial.stale-*"))) == 1
+    assert "removed" in caplog.text and "(layers: 3 -> 2, prune: 3 -> 2)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [dict(logging_steps=2, save_steps=3, gradient_checkpointing=True), dict(loss_mini_batch_size=2)],
+    ids=["logging-saving-checkpointing", "cached-loss"],
+)
+def test_changing_only_how_a_run_logs_saves_or_saves_memory_resumes(
+    reference, tiny_llama, pairs, tmp_path, caplog, changed
+):
+    work = kill_in_step_4(make_config(tiny_llama, pairs, tmp_path))
+    with caplog.at_level(logging.INFO, logger="l3prune"):
+        train(make_config(tiny_llama, pairs, tmp_path, **changed), variant="full")
+    assert f"resuming from {work / 'checkpoints' / 'checkpoint-2'}" in caplog.text
+    assert "not resuming" not in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+    if "loss_mini_batch_size" not in changed:  # the cached loss draws its dropout masks per mini-batch
+        assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
 
 
 def test_a_half_written_checkpoint_is_never_resumed_from(reference, tiny_llama, pairs, tmp_path, monkeypatch):
@@ -307,9 +441,7 @@ def test_a_half_written_checkpoint_is_never_resumed_from(reference, tiny_llama, 
     monkeypatch.undo()
     train(config, variant="full")
     assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
-    assert sorted(p.name for p in (tmp_path / "full" / "checkpoints").iterdir()) == [
-        "checkpoint-2", "checkpoint-4", "checkpoint-6",
-    ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
 
 
 def test_killed_after_the_last_step_finishes_from_the_checkpoint(
@@ -323,11 +455,30 @@ def test_killed_after_the_last_step_finishes_from_the_checkpoint(
     monkeypatch.setattr(run_module, "_finish", killed)
     with pytest.raises(Killed):
         train(config, variant="full")
+    # checkpoints every 2 of 6 steps; the last two are kept, each a loadable encoder with its optimizer state
+    checkpoints = tmp_path / "full.partial" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-4", "checkpoint-6"]
+    assert (checkpoints / "checkpoint-6" / "optimizer.pt").is_file()
+    assert LLMEncoder.from_pretrained(checkpoints / "checkpoint-4").has_adapter
     monkeypatch.undo()
     monkeypatch.setattr(ContrastiveTrainer, "train", killed)  # no training step may run again
     train(config, variant="full")
     assert_same_weights(adapter(tmp_path / "full"), adapter(reference))
     assert json.loads((tmp_path / "full" / "model_info.json").read_text())["steps"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+
+
+def test_a_config_that_sets_save_total_limit_keeps_that_many(tiny_llama, pairs, tmp_path, monkeypatch):
+    def killed(*args):
+        raise Killed
+
+    monkeypatch.setattr(run_module, "_finish", killed)
+    for limit, kept in ((3, [2, 4, 6]), (None, [2, 4, 6]), (1, [6])):  # None: every checkpoint
+        config = make_config(tiny_llama, pairs, tmp_path / str(limit), save_total_limit=limit)
+        with pytest.raises(Killed):
+            train(config, variant="full")
+        checkpoints = tmp_path / str(limit) / "full.partial" / "checkpoints"
+        assert sorted(p.name for p in checkpoints.iterdir()) == [f"checkpoint-{n}" for n in kept]
 
 
 def test_a_stop_step_off_the_save_steps_is_checkpointed_and_finished_from(
@@ -336,17 +487,25 @@ def test_a_stop_step_off_the_save_steps_is_checkpointed_and_finished_from(
     config = make_config(tiny_llama, pairs, tmp_path, stop_after_n_steps=3, save_steps=2)
     work = tmp_path / "full.partial"
     trained = {}
-    finish = run_module._finish
+    finish, write_json = run_module._finish, run_module.write_json
 
-    def killed_after_staging(encoder, *args):
+    def killed_while_writing_the_final_folder(encoder, *args):
         trained.update({k: v.detach().clone() for k, v in encoder.model.state_dict().items() if "lora" in k})
+        monkeypatch.setattr(run_module, "write_json", killed)  # model_info.json, after the encoder is saved
+        finish(encoder, *args)
+
+    def killed(*args):
         raise Killed
 
-    monkeypatch.setattr(run_module, "_finish", killed_after_staging)
+    monkeypatch.setattr(run_module, "_finish", killed_while_writing_the_final_folder)
     with pytest.raises(Killed):
         train(config, variant="full")
     assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-3"]
+    # the half-written final folder stays inside the work folder; nothing at the final name
+    assert (work / ".final" / "adapter_model.safetensors").is_file()
+    assert not (work / ".final" / "model_info.json").exists() and not (tmp_path / "full").exists()
     monkeypatch.setattr(run_module, "_finish", finish)
+    monkeypatch.setattr(run_module, "write_json", write_json)
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("step 3 was trained again")
@@ -444,8 +603,117 @@ def test_cli_trains_one_variant_into_the_given_folder(tiny_llama, pairs, tmp_pat
     capsys.readouterr()
     assert main(["train", str(path)]) == 2
     error = capsys.readouterr().err
-    assert error.startswith(f"l3prune: error: {path}: unknown key 'lora_rank'; did you mean 'lora_r'? (accepted: ")
-    assert error.count("\n") == 1 and "lora_r, " in error and "any transformers TrainingArguments field" in error
+    assert error.startswith(
+        f"l3prune: error: {path}: unknown key 'lora_rank'; did you mean 'lora_r'? (accepted: "
+    )
+    assert (
+        error.count("\n") == 1 and "lora_r, " in error and "any transformers TrainingArguments field" in error
+    )
+
+
+def write_cli_config(tiny_llama, pairs, tmp_path, **keys):
+    """A training config file for the CLI (make_config's keys with `keys` changed); its path."""
+    config = make_config(tiny_llama, pairs, tmp_path / "unused", **keys)
+    own = dict(
+        model_name_or_path=str(tiny_llama), dataset_name="jsonl", dataset_file_path=str(pairs), lora_r=4,
+        stop_after_n_steps=config.stop_after_n_steps,
+    )  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**own, **config.training_args}))
+    return path
+
+
+MEMORY_HINT = (
+    "out of memory: lower per_device_train_batch_size, set loss_mini_batch_size, turn on gradient_checkpointing "
+    "or lower max_seq_length in the training config (l3prune_batch_size, when train runs L3Prune itself)"
+)
+BUG_HINT = "unexpected, likely a bug in l3prune: please report it with the traceback above"
+
+
+@pytest.mark.parametrize(
+    "error, summary, hint",
+    [
+        (
+            torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB.\nGPU 0 has 39.4 GiB in all"
+            ),
+            "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+            MEMORY_HINT,
+        ),
+        (KeyError("query"), "KeyError: 'query'", BUG_HINT),
+        (
+            torch.distributed.DistBackendError(
+                "NCCL error in: ProcessGroupNCCL.cpp:1, unhandled system error"
+            ),
+            "DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1, unhandled system error",
+            "a failure between processes (torch.distributed / NCCL): the earliest traceback in the job log "
+            "is the process that failed first; check that every process started and can reach the others",
+        ),
+    ],
+    ids=["out-of-memory", "bug", "nccl"],
+)
+def test_cli_an_unexpected_failure_prints_its_traceback_then_what_to_do(
+    tiny_llama, pairs, tmp_path, capsys, monkeypatch, error, summary, hint
+):
+    from l3prune.cli import main
+
+    def fails_in_training(self, *args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ContrastiveTrainer, "compute_loss", fails_in_training)
+    path, out = write_cli_config(tiny_llama, pairs, tmp_path), tmp_path / "out"
+    assert main(["train", str(path), "--variant", "full", "--output-dir", str(out)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    start = lines.index("Traceback (most recent call last):")  # after the weights' loading bars
+    assert any("in fails_in_training" in line for line in lines[start:])  # the whole traceback, to the raise
+    assert any(line.endswith(summary) for line in lines[start:-1])  # the traceback's own error line
+    assert lines[-1] == (
+        f"l3prune: error: l3prune train on variant full of {path} (into {out}) failed ({summary}); {hint}"
+    )
+    assert not out.exists() and not out.with_name("out.partial").exists()  # nothing to resume from
+
+
+def test_cli_a_reported_failure_and_a_user_error_stay_one_line(
+    tiny_llama, pairs, tmp_path, capsys, monkeypatch
+):
+    from l3prune.cli import main
+    from l3prune.errors import ReportedFailure
+
+    path = write_cli_config(tiny_llama, pairs, tmp_path)
+    for error, code in ((ReportedFailure("2 of 41 tasks failed: A, B; rerun to run only the rest"), 2),
+                        (FileNotFoundError("data file x.jsonl does not exist"), 2)):  # fmt: skip
+
+        def fails(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(run_module, "train", fails)
+        assert main(["train", str(path)]) == code
+        assert capsys.readouterr().err == f"l3prune: error: {error}\n"
+
+
+def test_cli_failure_line_names_each_commands_memory_settings():
+    from argparse import Namespace
+
+    from l3prune.cli import failure_line
+
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+    evaluate = Namespace(command="evaluate", variant="results/m/small/model")
+    assert failure_line(evaluate, oom) == (
+        "l3prune evaluate on variant results/m/small/model failed (OutOfMemoryError: CUDA out of memory. "
+        "Tried to allocate 1 GiB); out of memory: lower --batch-size (or the tasks file's batch_size)"
+    )
+    layerwise = Namespace(command="layerwise-loss", config="m.json")
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried"
+    )
+    assert failure_line(layerwise, cpu).endswith("; out of memory: lower --batch-size")
+    assert failure_line(layerwise, cpu).startswith(
+        "l3prune layerwise-loss on m.json failed (RuntimeError: [enforce"
+    )
+    train_all = Namespace(command="train", config="m.json", variant=None, output_dir=None)
+    assert failure_line(train_all, ValueError()).startswith(
+        "l3prune train on the variants of m.json failed (ValueError); "
+    )
 
 
 def test_autoprune_runs_l3prune_first_and_trains_its_pick(tiny_llama, pairs, tmp_path):
@@ -476,13 +744,31 @@ def test_autoprune_runs_l3prune_first_and_trains_its_pick(tiny_llama, pairs, tmp
         )
 
 
-def test_full_fine_tuning_without_adapter_saves_and_resumes_all_weights(tiny_llama, pairs, tmp_path):
+def test_full_fine_tuning_without_adapter_saves_and_resumes_all_weights(
+    tiny_llama, pairs, tmp_path, monkeypatch
+):
     from l3prune.training.trainer import load_checkpoint_weights
 
     config = make_config(
         tiny_llama, pairs, tmp_path, use_adapter=False, stop_after_n_steps=2, learning_rate=1e-3
     )
-    folder = train(config, variant="full")["full"]
+    held = {}
+
+    def killed_before_the_final_folder(encoder, *args):
+        held.update({k: v.detach().clone() for k, v in encoder.model.state_dict().items()})
+        raise Killed
+
+    monkeypatch.setattr(run_module, "_finish", killed_before_the_final_folder)
+    with pytest.raises(Killed):
+        train(config, variant="full")
+    monkeypatch.undo()
+    # the checkpoint holds every weight as training left it
+    restored = LLMEncoder.from_pretrained(tiny_llama)
+    load_checkpoint_weights(restored.model, tmp_path / "full.partial" / "checkpoints" / "checkpoint-2")
+    got = restored.model.state_dict()
+    assert held.keys() == got.keys()
+    assert all(torch.equal(held[k], got[k]) for k in held)
+    folder = train(config, variant="full")["full"]  # finished from that checkpoint
     assert not (folder / "adapter_config.json").exists()
     trained = LLMEncoder.from_pretrained(folder)
     info = json.loads((folder / "model_info.json").read_text())
@@ -490,11 +776,9 @@ def test_full_fine_tuning_without_adapter_saves_and_resumes_all_weights(tiny_lla
         not trained.has_adapter
         and info["trainable_params"] == info["params_after"] == trained.num_parameters()
     )
-    restored = LLMEncoder.from_pretrained(tiny_llama)
-    load_checkpoint_weights(restored.model, folder / "checkpoints" / "checkpoint-2")
-    want, got = trained.model.state_dict(), restored.model.state_dict()
-    assert want.keys() == got.keys()
-    assert all(torch.equal(want[k], got[k]) for k in want)
+    want = trained.model.state_dict()
+    assert want.keys() == held.keys()
+    assert all(torch.equal(want[k], held[k]) for k in want)
     assert not torch.equal(
         want["layers.0.mlp.up_proj.weight"],
         LLMEncoder.from_pretrained(tiny_llama).model.state_dict()["layers.0.mlp.up_proj.weight"],

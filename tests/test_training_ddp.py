@@ -83,6 +83,27 @@ sys.exit(cli.main())
 """
 
 
+# lists the work folder's checkpoints and their files as the final folder is about to be written
+# (process 0 alone writes it), then writes it: the final folder holds no checkpoints
+CHECKPOINTS_AT_FINISH = """
+import json, sys
+from l3prune import cli
+from l3prune.training import run
+
+finish = run._finish
+
+
+def listing_checkpoints(encoder, work, folder, info):
+    listing = {{p.name: sorted(q.name for q in p.iterdir()) for p in (work / "checkpoints").iterdir()}}
+    open({out!r}, "w").write(json.dumps(listing))
+    finish(encoder, work, folder, info)
+
+
+run._finish = listing_checkpoints
+sys.exit(cli.main())
+"""
+
+
 @pytest.mark.slow
 def test_two_processes_checkpoint_every_step_and_resume_after_a_kill(tiny_llama, pairs, tmp_path):  # noqa: F811
     # no use_cpu: on a machine without a GPU, torchrun's processes must still form one gloo job
@@ -103,16 +124,18 @@ def test_two_processes_checkpoint_every_step_and_resume_after_a_kill(tiny_llama,
     assert sorted(p.name for p in checkpoints.iterdir()) == [".incomplete", "checkpoint-1", "checkpoint-2"]
     staged = sorted(p.name for p in (checkpoints / ".incomplete" / "checkpoint-3").iterdir())
     assert "rng_state_0.pth" in staged and "rng_state_1.pth" not in staged
-    result = torchrun(2, double, "--variant", "full", "--output-dir", two)
+    listing = tmp_path / "checkpoints.json"
+    spy = tmp_path / "checkpoints_at_finish.py"
+    spy.write_text(CHECKPOINTS_AT_FINISH.format(out=str(listing)))
+    result = torchrun(2, double, "--variant", "full", "--output-dir", two, program=(str(spy),))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from {checkpoints / 'checkpoint-2'}" in result.stderr
     assert "variant full: process 1 of 2, global batch 4 (2 per process)" in result.stderr
     assert "variant full: process 2 of 2, global batch 4 (2 per process)" in result.stderr
-    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == [
-        f"checkpoint-{n}" for n in (1, 2, 3, 4)
-    ]
-    for checkpoint in (two / "checkpoints").iterdir():
-        assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in checkpoint.iterdir()}
+    checkpoints_at_finish = json.loads(listing.read_text())
+    assert sorted(checkpoints_at_finish) == ["checkpoint-3", "checkpoint-4"]  # the last two are kept
+    for files in checkpoints_at_finish.values():  # written after the resume, by both processes
+        assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(files)
     assert sorted(p.name for p in two.parent.iterdir()) == ["full"]  # no staging or temporary leftovers
     assert json.loads((two / "model_info.json").read_text())["steps"] == 4
     assert [row["step"] for row in read_log(two)] == ["1", "2", "3", "4"]

@@ -71,6 +71,9 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, b
         # without it accelerate finds no device backend and each process trains alone as process 0 of 1,
         # all writing the same checkpoints: gloo on CPUs
         kwargs.setdefault("use_cpu", True)
+    # each checkpoint holds the optimizer state too (twice the trainable weights): keep the newest,
+    # to resume from, and the one before it, a spare should the newest be damaged after its save
+    kwargs.setdefault("save_total_limit", 2)
     kwargs.setdefault("report_to", "none")
     kwargs.setdefault("dataloader_pin_memory", torch.cuda.is_available())
     kwargs.setdefault("ddp_find_unused_parameters", False)  # every adapter weight is used at every step

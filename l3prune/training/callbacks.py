@@ -1,4 +1,4 @@
-"""Trainer callbacks: the step limit and the CSV training log."""
+"""Trainer callbacks: the step limit, a progress bar that knows it, and the CSV training log."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import io
 import os
 from pathlib import Path
 
-from transformers import TrainerCallback
+from tqdm.auto import tqdm
+from transformers import ProgressCallback, TrainerCallback
 from transformers.trainer_utils import SaveStrategy
 
 from ..files import atomic_output
@@ -31,6 +32,22 @@ class StopAfterSteps(TrainerCallback):
             control.should_training_stop = True
             if args.save_strategy != SaveStrategy.NO:
                 control.should_save = True
+
+
+class StepLimitProgress(ProgressCallback):
+    """transformers' progress bar, counting to `stop_after_n_steps` (when it comes before the
+    schedule's end) rather than to the step num_train_epochs gives: its total and ETA are those of
+    the run, while the learning-rate schedule still spans num_train_epochs (see StopAfterSteps)."""
+
+    def __init__(self, num_steps: int):
+        super().__init__()
+        self.num_steps = num_steps
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # ProgressCallback's own, with the run's total (set later, the bar would show the schedule's first)
+        if state.is_world_process_zero:
+            self.training_bar = tqdm(total=min(state.max_steps, self.num_steps), dynamic_ncols=True)
+        self.current_step = 0
 
 
 class TrainingLogCSV(TrainerCallback):

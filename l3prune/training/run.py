@@ -1,13 +1,16 @@
 """Training a config: each variant into its own folder, resumable, appearing only when complete.
 
-    <output_dir>/<variant>.partial/       while training (a re-run resumes here)
-        checkpoints/checkpoint-N/        atomic Trainer checkpoints (each a loadable encoder)
+    <output_dir>/<variant>.partial/       while training (a rerun with the same settings resumes here)
+        run.json                         what it is trained for (see run_record)
+        checkpoints/checkpoint-N/        atomic Trainer checkpoints (each a loadable encoder), the last two
         training_log.csv
-    <output_dir>/<variant>/              the same folder renamed once training is done, holding also
+    <output_dir>/<variant>/              written inside the work folder, then renamed into place whole:
         adapter (or weights), tokenizer, l3prune_encoder.json   -> LLMEncoder.from_pretrained(<variant>)
         model_info.json                  layers and parameters before and after pruning
+        training_log.csv
 
-A variant whose final folder exists is skipped.
+The work folder, checkpoints and optimizer states included, is removed once the final folder is in
+place. A variant whose final folder exists is skipped.
 """
 
 from __future__ import annotations
@@ -19,20 +22,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..config import TrainConfig
-from ..variants import check_variant_name, variant_names, variant_value
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
+from ..encoder.layers import layers_to_keep
 from ..encoder.llm_encoder import load_model_config
 from ..files import write_json
 from ..loss.utils import load_loss
+from ..variants import check_variant_name, variant_names, variant_value
 from .arguments import encoder_kwargs, resolve_precision, training_arguments
 from .autoprune import find_prune_points
-from .callbacks import StopAfterSteps, TrainingLogCSV
+from .callbacks import StepLimitProgress, StopAfterSteps, TrainingLogCSV
 from .lora import add_lora
+from .run_record import claim_work_folder, run_record, write_record
 
 logger = logging.getLogger(__name__)
 
 FINAL_FILES = ("l3prune_encoder.json", "model_info.json", "training_log.csv")
+STAGED_FINAL = ".final"  # the final folder while it is written, inside the work folder
 
 
 def is_complete(folder: str | os.PathLike) -> bool:
@@ -87,10 +93,8 @@ def train_variant(
     prune_points: Mapping | None = None,
 ) -> Path:
     """Train one variant (`prune`: None, a fraction to drop or a layer count to keep) into `folder`,
-    resuming from the last checkpoint of an earlier, interrupted run."""
+    resuming from the last checkpoint of an earlier, interrupted run with the same settings."""
     from transformers import set_seed
-
-    from .trainer import ContrastiveTrainer, last_checkpoint, load_checkpoint_weights
 
     folder = Path(folder)
     work = partial_folder(folder)
@@ -102,6 +106,12 @@ def train_variant(
             f"the prune points were computed for a {prune_points['num_layers']}-layer model, "
             f"but {config.model_name_or_path} has {layers_before} layers"
         )
+    layers = layers_before if prune is None else layers_to_keep(prune, layers_before)
+    global_batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+    record = run_record(config, name, prune, layers, args.world_size, global_batch)
+    with args.main_process_first(local=False, desc="checking the work folder"):
+        if args.should_save:  # the others wait, then find only checkpoints of these settings
+            claim_work_folder(work, record)
     set_seed(args.seed)  # the adapter's initial weights
     encoder = LLMEncoder.from_pretrained(
         config.model_name_or_path, prune=prune, device_map=args.device, **encoder_kwargs(config, dtype)
@@ -114,53 +124,18 @@ def train_variant(
         layers_before,
         f"{params_after:,}",
     )
-    encoder.model.config.use_cache = (
-        False  # a KV cache would keep every layer's keys and values alive in training
-    )
+    # a KV cache would keep every layer's keys and values alive in training
+    encoder.model.config.use_cache = False
     trainable = (
         add_lora(encoder, config.lora_r, config.lora_scaling_alpha, config.lora_dropout)
         if config.use_adapter
         else params_after
     )
-    dataset = load_dataset(
-        config.dataset_name,
-        file_path=config.dataset_file_path,
-        effective_batch_size=args.train_batch_size * args.world_size,  # one global batch = one block
-        seed=args.seed,
-    )
-    if args.world_size > 1:
-        logger.info(
-            "variant %s: process %d of %d, global batch %d (%d per process)",
-            name,
-            args.process_index + 1,
-            args.world_size,
-            args.train_batch_size * args.world_size,
-            args.train_batch_size,
-        )
-    callbacks = [TrainingLogCSV(work / "training_log.csv")]
-    if config.stop_after_n_steps is not None:
-        callbacks.append(StopAfterSteps(config.stop_after_n_steps))
-    trainer = ContrastiveTrainer(
-        encoder, load_loss(config.loss_class, scale=config.loss_scale), args, dataset, callbacks, config.loss_mini_batch_size
-    )
-    last = last_checkpoint(args.output_dir)
-    last_step = int(last.rsplit("-", 1)[1]) if last else 0
-    if last and config.stop_after_n_steps is not None and last_step >= config.stop_after_n_steps:
-        logger.info("variant %s: %s reached the step limit; finishing from it", name, last)
-        load_checkpoint_weights(encoder.model, last)
-        steps = last_step
-    else:
-        if last:
-            logger.info("variant %s: resuming from %s", name, last)
-        try:
-            trainer.train(resume_from_checkpoint=last)
-        except BaseException:
-            # nothing to resume from: leave no folder behind (the main process alone touches the folders)
-            if args.should_save and last_checkpoint(args.output_dir) is None:
-                shutil.rmtree(work, ignore_errors=True)
-            raise
-        steps = trainer.state.global_step
+    trainer = _trainer(config, encoder, args, name, work)
+    steps = _train(trainer, config, name, work, record)
     if args.should_save:
+        # inputs were cut to max_seq_length for training only; the saved encoder takes the inference length
+        encoder.max_length = config.inference_max_length
         info = dict(
             variant=name,
             base_model=config.model_name_or_path,
@@ -180,16 +155,87 @@ def train_variant(
     return folder
 
 
+def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Path):
+    """The ContrastiveTrainer of one variant: the config's data and loss, the CSV log, the step limit."""
+    from transformers import ProgressCallback
+
+    from .trainer import ContrastiveTrainer
+
+    dataset = load_dataset(
+        config.dataset_name,
+        file_path=config.dataset_file_path,
+        effective_batch_size=args.train_batch_size * args.world_size,  # one global batch = one block
+        seed=args.seed,
+    )
+    if args.world_size > 1:
+        logger.info(
+            "variant %s: process %d of %d, global batch %d (%d per process)",
+            name,
+            args.process_index + 1,
+            args.world_size,
+            args.train_batch_size * args.world_size,
+            args.train_batch_size,
+        )
+    callbacks = [TrainingLogCSV(work / "training_log.csv")]
+    if config.stop_after_n_steps is not None:
+        callbacks.append(StopAfterSteps(config.stop_after_n_steps))
+    trainer = ContrastiveTrainer(
+        encoder,
+        load_loss(config.loss_class, scale=config.loss_scale),
+        args,
+        dataset,
+        callbacks,
+        config.loss_mini_batch_size,
+    )
+    if config.stop_after_n_steps is not None and trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(StepLimitProgress(config.stop_after_n_steps))
+    return trainer
+
+
+def _train(trainer, config: TrainConfig, name: str, work: Path, record: dict) -> int:
+    """Train (resuming from the work folder's last checkpoint) and return the steps trained; a run
+    whose last checkpoint reached stop_after_n_steps is only finished from it."""
+    from .trainer import last_checkpoint, load_checkpoint_weights
+
+    args = trainer.args
+    last = last_checkpoint(args.output_dir)
+    last_step = int(last.rsplit("-", 1)[1]) if last else 0
+    if last and config.stop_after_n_steps is not None and last_step >= config.stop_after_n_steps:
+        logger.info("variant %s: %s reached the step limit; finishing from it", name, last)
+        load_checkpoint_weights(trainer.encoder.model, last)
+        return last_step
+    if last:
+        logger.info("variant %s: resuming from %s", name, last)
+    try:
+        if args.should_save:
+            write_record(work, record)
+        trainer.train(resume_from_checkpoint=last)
+    except BaseException:
+        kept = last_checkpoint(args.output_dir)
+        if args.should_save and kept is None:
+            # nothing to resume from: leave no folder behind (the main process alone touches the folders)
+            shutil.rmtree(work, ignore_errors=True)
+        logger.error(
+            "variant %s: training stopped at step %d; %s",
+            name,
+            trainer.state.global_step,
+            f"a rerun with the same settings resumes from {kept}" if kept else "no checkpoint to resume from",
+        )
+        raise
+    return trainer.state.global_step
+
+
 def _finish(encoder: LLMEncoder, work: Path, folder: Path, info: dict) -> None:
-    """Write the encoder and model_info.json into the work folder, then rename it to its final name."""
-    staged = work / ".encoder"
-    shutil.rmtree(staged, ignore_errors=True)
+    """Write the final folder inside the work folder (encoder, training log, model_info.json), rename
+    it into place whole, then remove the work folder with its checkpoints."""
+    staged = work / STAGED_FINAL
+    shutil.rmtree(staged, ignore_errors=True)  # what a run killed while writing it left
     encoder.save(staged)
-    for item in staged.iterdir():
-        os.replace(item, work / item.name)
-    staged.rmdir()
-    write_json(work / "model_info.json", info)
-    os.replace(work, folder)  # onto nothing, or an empty folder made beforehand
+    # copied, not moved: the work folder stays whole until the rename
+    shutil.copy2(work / "training_log.csv", staged / "training_log.csv")
+    write_json(staged / "model_info.json", info)
+    os.replace(staged, folder)  # onto nothing, or an empty folder made beforehand
+    shutil.rmtree(work)
     logger.info("variant %s: trained model in %s", info["variant"], folder)
 
 
