@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "l3prune.commands.assets",
     "l3prune.commands.evaluation",
     "l3prune.commands.training",
+    "l3prune.commands.export",
     "l3prune.commands.report",
 ]
 

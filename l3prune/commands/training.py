@@ -1,4 +1,4 @@
-"""`l3prune train` and `l3prune export`. Light to import: the work imports torch."""
+"""`l3prune train`. Light to import: the work imports torch."""
 
 from __future__ import annotations
 
@@ -31,24 +31,6 @@ def register(subparsers) -> None:
     add_model_option(p)
     p.set_defaults(func=run_train)
 
-    p = subparsers.add_parser(
-        "export",
-        help="export a trained variant as a merged HF model or a sentence-transformers folder",
-        description="Fold the variant's adapter into its weights and write a folder that loads without l3prune.",
-    )
-    formats = p.add_subparsers(dest="format", required=True, metavar="FORMAT")
-    for name, what in (
-        ("merged", "a model folder that transformers' AutoModel loads"),
-        (
-            "sentence-transformers",
-            "a SentenceTransformer folder whose encode matches the variant on plain texts",
-        ),
-    ):
-        q = formats.add_parser(name, help=what, description=f"Write {what}.")
-        q.add_argument("variant_dir", help="a trained variant folder (from `l3prune train`)")
-        q.add_argument("out", help="output folder (must not exist yet)")
-        q.set_defaults(func=run_export)
-
 
 def run_train(args: argparse.Namespace) -> None:
     from ..config import load_config
@@ -61,10 +43,3 @@ def run_train(args: argparse.Namespace) -> None:
         config, variant=args.variant, prune_points=points, output_dir=args.output_dir
     ).items():
         print(f"{name}\t{folder}")
-
-
-def run_export(args: argparse.Namespace) -> None:
-    from ..training.export import export_merged, export_sentence_transformers
-
-    export = export_merged if args.format == "merged" else export_sentence_transformers
-    print(export(args.variant_dir, args.out))
