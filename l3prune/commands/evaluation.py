@@ -48,6 +48,11 @@ def register(subparsers) -> None:
         "--out is then a part for evaluate-merge",
     )
     p.add_argument("--task-groups", type=int, metavar="N", help="how many groups the tasks are split into")
+    p.add_argument(
+        "--training-config",
+        metavar="CONFIG.json",
+        help="the variant's training config: its dataset's mteb tasks go into mteb's model record (training_datasets)",
+    )
     add_device_option(p)
     p.add_argument(
         "--trust-remote-code",
@@ -111,6 +116,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     group = task_group_option(args.task_group, args.task_groups)
     device = torch_device(args.device)
     config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
+    trained_on = training_datasets_option(args.training_config)
     hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
     if args.trust_remote_code:
         hf_kwargs["trust_remote_code"] = True
@@ -125,8 +131,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         max_length=args.max_length,
         task_group=group,
+        training_datasets=trained_on,
     )
     report(summary, args.out)
+
+
+def training_datasets_option(path: str | None) -> set[str] | None:
+    from ..config import load_config
+    from ..evaluation.training_datasets import training_datasets
+
+    return training_datasets(load_config(path).dataset_name) if path else None
 
 
 def report(summary: dict, out: str) -> None:

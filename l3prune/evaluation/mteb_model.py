@@ -171,19 +171,42 @@ def model_revision(source: str | Path, encoder) -> str:
     return digest.hexdigest()[:12]
 
 
-def model_meta(encoder, name: str, source: str | Path) -> ModelMeta:
-    """mteb's record of the model; loader_kwargs are what reloads it: LLMEncoder.from_pretrained(**loader_kwargs)."""
+def published_parameters(encoder) -> int:
+    """The parameter count of the model as published: a LoRA adapter's own weights fold into the
+    base weights when merged, so they are not counted."""
+    return sum(p.numel() for name, p in encoder.model.named_parameters() if "lora_" not in name)
+
+
+def model_meta(
+    encoder,
+    name: str,
+    source: str | Path,
+    *,
+    training_datasets: set[str] | None = None,
+    framework: tuple[str, ...] = ("PyTorch",),
+    release_date: str | None = None,
+    license: str | None = None,
+) -> ModelMeta:
+    """mteb's record of the model; loader_kwargs are what reloads it: LLMEncoder.from_pretrained(**loader_kwargs).
+    `training_datasets`: the mteb tasks its training data overlaps (None: unknown)."""
+    from ..assets.hub_model import hub_name
+
     return ModelMeta.create_empty(
         overwrites=dict(
             name=name,
             revision=model_revision(source, encoder),
             loader_kwargs=dict(name_or_path=str(source), num_layers=encoder.num_layers),
-            n_parameters=encoder.num_parameters(),
+            n_parameters=published_parameters(encoder),
+            n_embedding_parameters=encoder.model.get_input_embeddings().weight.numel(),
             embed_dim=encoder.model.config.hidden_size,
             max_tokens=encoder.max_length,
-            adapted_from=str(encoder.base_model_name_or_path),
+            adapted_from=hub_name(str(encoder.base_model_name_or_path)),
             similarity_fn_name=ScoringFunction.COSINE,  # the enum: a plain string is not validated here and fails later
             use_instructions=True,
-            framework=["PyTorch"],
+            framework=list(framework),
+            training_datasets=training_datasets,
+            release_date=release_date,
+            license=license,
+            open_weights=True,
         )
     )

@@ -61,6 +61,7 @@ def evaluate(
     max_length: int | None = None,
     task_group: tuple[int, int] | None = None,
     instructions_file: str | Path = DEFAULT_INSTRUCTIONS_FILE,
+    training_datasets: set[str] | None = None,
 ) -> dict:
     """Evaluate `encoder` (an LLMEncoder) on `config`'s tasks; write and return the summary.
 
@@ -70,6 +71,7 @@ def evaluate(
     `max_length` (else the tasks file's) sets the encoder's token limit for this evaluation; with
     neither, the encoder keeps its own (a trained variant's saved inference length).
     `task_group` (K, N): evaluate only the K-th of N groups of the tasks and write a part.
+    `training_datasets`: the mteb tasks the training data overlaps, for mteb's model record.
     """
     import mteb
 
@@ -88,7 +90,7 @@ def evaluate(
     if unused:
         logger.warning("instructions given for tasks this run does not have: %s", ", ".join(unused))
     tasks = select_group(all_tasks, *task_group) if task_group else all_tasks
-    meta = model_meta(encoder, name, source)
+    meta = model_meta(encoder, name, source, training_datasets=training_datasets)
     store = EmbeddingStore(out.parent / "embeddings" / meta.revision) if config.disk_cache else None
     model = MTEBEncoder(encoder, table, meta, cache=config.cache, store=store)
     run = _TaskRunner(model, mteb.ResultCache(cache_path=out.parent), out.parent / "runs" / meta.revision,
