@@ -15,8 +15,16 @@ include: "workflow/rules/prune.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:
     input:
         expand("results/{model}/summary.csv", model=config["run"]),
+        # each variant's hub folder, for the models with export: true (workflow/rules/export.smk)
+        [
+            f"results/{m}/{v}/hub"
+            for m in config["run"]
+            if MODELS[m]["export"]
+            for v in variants(m)
+        ],
