@@ -80,16 +80,17 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 @functools.cache
 def code_version(module: str, root: Path = ROOT) -> str:
     """A digest of `module` (e.g. "l3prune.commands.training") and every l3prune module it can import."""
-    digest, todo, seen = hashlib.sha256(), [module], set()
+    todo, trees = [module], {}
     while todo:
         name = todo.pop()
         file = _module_file(name, root)
-        if name in seen or file is None:
+        if name in trees or file is None:
             continue
-        seen.add(name)
-        tree = ast.parse(file.read_text(), filename=str(file))
-        todo.extend(_imported_modules(tree, name, file.name == "__init__.py", root))
-        digest.update(f"{name}\n{ast.dump(_without_docstrings(tree))}\n".encode())
-    if not seen:
+        trees[name] = ast.parse(file.read_text(), filename=str(file))
+        todo.extend(_imported_modules(trees[name], name, file.name == "__init__.py", root))
+    if not trees:
         raise ValueError(f"no module {module} under {root}")
+    digest = hashlib.sha256()
+    for name in sorted(trees):  # not in discovery order: sets of names iterate in a per-process order
+        digest.update(f"{name}\n{ast.dump(_without_docstrings(trees[name]))}\n".encode())
     return digest.hexdigest()[:16]

@@ -43,3 +43,22 @@ def test_comments_docstrings_and_formatting_change_no_version(tmp_path):
     core.write_text(source)
     assert versions(root) == before
     code_version.cache_clear()
+
+
+def test_the_version_is_the_same_in_every_process():
+    """Snakemake compares it with the one recorded by an earlier run, in another process."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from l3prune.code_version import code_version; print(code_version('l3prune.commands.training'))"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+        )
+        for seed in ("1", "2", "3")
+    ]
+    assert len({run.stdout for run in runs}) == 1 and runs[0].stdout.strip()

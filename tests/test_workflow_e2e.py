@@ -167,11 +167,19 @@ def assert_reruns_only_what_changed(workdir: Path) -> None:
     # a training setting retrains every variant (and evaluates and reports again), not the layerwise loss
     edit(learning_rate=0.002)
     assert planned_jobs(workdir) == {"train": 3, "evaluate": 3, "report": 1, "all": 1}
-    # a setting the layerwise loss reads reruns it; whether small and large retrain waits for its picks
+    # a setting the layerwise loss reads reruns it; `full` does not wait for it, and whether small and
+    # large retrain is decided once the new picks are known (a dry run lists them)
     edit(l3prune_num_batches=3)
     planned = planned_jobs(workdir)
-    assert planned["layerwise_loss"] == 1 and planned["prune_points"] == 1 and planned["train"] >= 1
+    assert planned["layerwise_loss"] == 1 and planned["prune_points"] == 1 and planned["train"] == 2
     config_path.write_text(json.dumps(original))
+    assert planned_jobs(workdir) == {}
+    # a layerwise rerun that picks the same layer counts retrains neither small nor large
+    models = {v: (workdir / f"results/tiny/{v}/model").stat().st_mtime_ns for v in ("full", "small", "large")}
+    rerun = snakemake(workdir, "--forcerun", "layerwise_loss")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "rule layerwise_loss:" in rerun.stderr and "rule train:" not in rerun.stderr
+    assert {v: (workdir / f"results/tiny/{v}/model").stat().st_mtime_ns for v in models} == models
     assert planned_jobs(workdir) == {}
 
 

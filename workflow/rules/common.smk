@@ -12,7 +12,12 @@ from snakemake.utils import validate
 
 from l3prune.code_version import code_version
 from l3prune.config import load_config, step_settings
-from l3prune.variants import L3PRUNE_VARIANTS, check_variant_name, variant_names
+from l3prune.variants import (
+    L3PRUNE_VARIANTS,
+    check_variant_name,
+    load_prune_points,
+    variant_names,
+)
 from l3prune.assets.hub_model import hub_repo_id, model_folder
 from l3prune.evaluation.tasks_file import local_task_paths
 from l3prune.schema import schema_violation
@@ -125,7 +130,12 @@ def step_params(step, command):
             step_settings(training_config(wildcards.model), step), sort_keys=True
         )
 
-    return {"settings": settings, "code": code_version(f"l3prune.commands.{command}")}
+    # the code the jobs run: this checkout's package (PYTHONPATH), whatever l3prune this file imported
+    package = Path(workflow.basedir) / "l3prune"
+    return {
+        "settings": settings,
+        "code": code_version(f"l3prune.commands.{command}", package),
+    }
 
 
 def revision_option(repo):
@@ -145,20 +155,34 @@ def revision_option(repo):
 
 
 def train_inputs(wildcards):
+    """A variant's training inputs. `small` and `large` wait for the prune points (a checkpoint)
+    but do not take the file as an input: they take the layer count as a param (prune_layers), so
+    a layerwise rerun that picks the same counts retrains neither."""
     # a variant the training config does not define fails here, before any job, not in train
     check_variant_name(training_config(wildcards.model), wildcards.variant)
-    inputs = model_inputs(wildcards)
     if wildcards.variant in L3PRUNE_VARIANTS:
-        inputs["prune_points"] = f"results/{wildcards.model}/prune_points.json"
-    return inputs
+        checkpoints.prune_points.get(model=wildcards.model)
+    return model_inputs(wildcards)
 
 
-def prune_points_option(wildcards, input):
+def prune_points_file(model):
+    return f"results/{model}/prune_points.json"
+
+
+def prune_layers(wildcards):
+    """The layer count a variant is pruned to when L3Prune picks it (empty for the others)."""
+    if wildcards.variant not in L3PRUNE_VARIANTS:
+        return ""
+    checkpoints.prune_points.get(model=wildcards.model)
+    return load_prune_points(prune_points_file(wildcards.model))[wildcards.variant]
+
+
+def prune_points_option(wildcards):
     """The train command's prune points option (none for variants that need none), as words
     for the shell to quote."""
-    if "prune_points" not in input.keys():
+    if wildcards.variant not in L3PRUNE_VARIANTS:
         return []
-    return ["--prune-points", input.prune_points]
+    return ["--prune-points", prune_points_file(wildcards.model)]
 
 
 def local_task_files(wildcards):

@@ -20,7 +20,8 @@ rule layerwise_loss:
         " --out {output:q} 2>&1 | tee {log:q}"
 
 
-rule prune_points:
+# a checkpoint: the small and large training jobs read their layer counts from its output
+checkpoint prune_points:
     input:
         "results/{model}/layerwise_loss.json",
     output:

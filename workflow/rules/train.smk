@@ -17,8 +17,11 @@ rule train:
     params:
         **step_params("train", "training"),
         config=lambda wildcards: MODELS[wildcards.model]["training_config"],
+        # a param, not {input.model}: while small and large wait for the checkpoint their input is its output
+        model=lambda wildcards: base_model_folder(wildcards.model),
         launcher=train_launcher,
         prune_points=prune_points_option,
+        layers=prune_layers,
     shell:
-        "HF_HUB_OFFLINE=1 {params.launcher:q} train {params.config:q} --model {input.model:q}"
+        "HF_HUB_OFFLINE=1 {params.launcher:q} train {params.config:q} --model {params.model:q}"
         " --variant {wildcards.variant} {params.prune_points:q} --output-dir {output:q} 2>&1 | tee {log:q}"
