@@ -103,14 +103,23 @@ def test_sentence_transformers_encodes_as_the_encoder_with_and_without_instructi
 def test_sentence_transformers_export_is_exact_for_every_family(model_variant_dir, tmp_path, family):
     specials = "none" if family == "qwen2" else "bos"
     variant = make_variant(
-        model_variant_dir(family, specials), tmp_path / "variant", pooling_mode="weighted_mean", use_chat_template=True
+        model_variant_dir(family, specials),
+        tmp_path / "variant",
+        pooling_mode="weighted_mean",
+        use_chat_template=True,
     )
-    assert_st_matches(export_sentence_transformers(variant, tmp_path / "st"), LLMEncoder.from_pretrained(variant))
+    assert_st_matches(
+        export_sentence_transformers(variant, tmp_path / "st"), LLMEncoder.from_pretrained(variant)
+    )
 
 
 def test_instructions_pooled_when_skip_instruction_is_off(model_variant_dir, tmp_path):
-    variant = make_variant(model_variant_dir("llama", "bos"), tmp_path / "v", pooling_mode="mean", skip_instruction=False)
-    assert_st_matches(export_sentence_transformers(variant, tmp_path / "st"), LLMEncoder.from_pretrained(variant))
+    variant = make_variant(
+        model_variant_dir("llama", "bos"), tmp_path / "v", pooling_mode="mean", skip_instruction=False
+    )
+    assert_st_matches(
+        export_sentence_transformers(variant, tmp_path / "st"), LLMEncoder.from_pretrained(variant)
+    )
 
 
 def test_saved_task_prompts_by_name_and_documents_get_none(model_variant_dir, tmp_path):
@@ -127,13 +136,18 @@ def test_saved_task_prompts_by_name_and_documents_get_none(model_variant_dir, tm
     assert saved["default_prompt_name"] is None and saved["similarity_fn_name"] == "cosine"
     assert saved["prompts"]["STSBenchmark"] == table.tasks["STSBenchmark"]
     assert saved["prompts"]["Retrieval"] == table.task_types["Retrieval"]
-    st = assert_st_matches(out, encoder := LLMEncoder.from_pretrained(variant), instruction=table.tasks["STSBenchmark"])
+    st = assert_st_matches(
+        out, encoder := LLMEncoder.from_pretrained(variant), instruction=table.tasks["STSBenchmark"]
+    )
     by_name = st.encode(TEXTS, prompt_name="STSBenchmark")
     want = encoder.encode([[table.tasks["STSBenchmark"], text] for text in TEXTS])
     torch.testing.assert_close(torch.from_numpy(by_name), want, atol=1e-4, rtol=1e-4)
     # mteb's own prompt lookup: queries get the task's instruction, documents none
     metadata = get_task("ArguAna").metadata
-    assert saved["prompts"][get_prompt_name(saved["prompts"], metadata, PromptType.query)] == table.tasks["ArguAna"]
+    assert (
+        saved["prompts"][get_prompt_name(saved["prompts"], metadata, PromptType.query)]
+        == table.tasks["ArguAna"]
+    )
     assert saved["prompts"][get_prompt_name(saved["prompts"], metadata, PromptType.document)] == ""
     # the folder is left padded and keeps its lengths and pad token
     tokenizer = json.loads((out / "tokenizer_config.json").read_text())
@@ -157,7 +171,9 @@ def test_merged_export_loads_with_plain_automodel(tiny_model_dir, tmp_path, fami
         want = trained.model(**{k: features[k] for k in ("input_ids", "attention_mask", "position_ids")})
         got = plain(**{k: features[k] for k in ("input_ids", "attention_mask", "position_ids")})
     mask = features["attention_mask"].bool()
-    torch.testing.assert_close(got.last_hidden_state[mask], want.last_hidden_state[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        got.last_hidden_state[mask], want.last_hidden_state[mask], atol=1e-4, rtol=1e-4
+    )
     merged = LLMEncoder.from_pretrained(out)
     assert merged.pooling_mode == "mean" and not merged.has_adapter
     torch.testing.assert_close(merged.encode(TEXTS), trained.encode(TEXTS), atol=1e-4, rtol=1e-4)
@@ -190,24 +206,43 @@ def test_hub_card_yaml_parses_with_the_mteb_scores(model_variant_dir, tmp_path):
 
     root = tmp_path / "results" / "tiny" / "l3"
     variant = make_variant(model_variant_dir("llama", "bos"), root / "model")
-    summary = fixture_mteb_summary(root / "mteb.json")  # found beside the variant, as the workflow lays it out
-    (root / "model" / "model_info.json").write_text(json.dumps({"variant": "l3", "layers_before": 4, "layers_after": 3}))
+    summary = fixture_mteb_summary(
+        root / "mteb.json"
+    )  # found beside the variant, as the workflow lays it out
+    (root / "model" / "model_info.json").write_text(
+        json.dumps({"variant": "l3", "layers_before": 4, "layers_after": 3})
+    )
     out = export_hub(variant, tmp_path / "hub", license="apache-2.0")
     readme = (out / "README.md").read_text()
     meta = front_matter(readme)
-    assert (meta["library_name"], meta["pipeline_tag"], meta["license"]) == ("sentence-transformers", "sentence-similarity", "apache-2.0")
-    assert meta["base_model"] == str(model_variant_dir("llama", "bos")) and "sentence-transformers" in meta["tags"]
+    assert (meta["library_name"], meta["pipeline_tag"], meta["license"]) == (
+        "sentence-transformers",
+        "sentence-similarity",
+        "apache-2.0",
+    )
+    assert (
+        meta["base_model"] == str(model_variant_dir("llama", "bos"))
+        and "sentence-transformers" in meta["tags"]
+    )
     [index] = meta["model-index"]
     assert index["name"] == summary["model"]
-    scores = {r["dataset"]["name"]: (r["task"]["type"], r["metrics"][0]["type"], r["metrics"][0]["value"]) for r in index["results"]}
+    scores = {
+        r["dataset"]["name"]: (r["task"]["type"], r["metrics"][0]["type"], r["metrics"][0]["value"])
+        for r in index["results"]
+    }
     assert scores == {
         "MTEB STSBenchmark (default)": ("STS", "cosine_spearman", 0.7),
         "MTEB Banking77Classification (default)": ("Classification", "accuracy", 0.5),
     }
     assert len(ModelCard(readme).data.eval_results) == 2  # huggingface_hub reads it back too
-    assert "pruned from 4 to 3 layers" in readme and "| STSBenchmark | STS | cosine_spearman | 0.7000 |" in readme
+    assert (
+        "pruned from 4 to 3 layers" in readme
+        and "| STSBenchmark | STS | cosine_spearman | 0.7000 |" in readme
+    )
     assert 'SentenceTransformer("l3prune/tiny-l3", trust_remote_code=True)' in readme
-    assert_st_matches(out, LLMEncoder.from_pretrained(variant))  # the hub folder is the sentence-transformers one
+    assert_st_matches(
+        out, LLMEncoder.from_pretrained(variant)
+    )  # the hub folder is the sentence-transformers one
 
 
 @pytest.mark.parametrize(
@@ -247,7 +282,9 @@ def test_a_module_over_an_unmerged_adapter_is_refused(tiny_llama, tmp_path):
     from l3prune.export.st_module import LLMEncoderModule
 
     trained = LLMEncoder.from_pretrained(make_variant(tiny_llama, tmp_path / "v"))
-    with pytest.raises(ValueError, match="^a sentence-transformers module needs a plain model: merge the adapter first$"):
+    with pytest.raises(
+        ValueError, match="^a sentence-transformers module needs a plain model: merge the adapter first$"
+    ):
         LLMEncoderModule(trained)
 
 

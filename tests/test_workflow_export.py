@@ -16,7 +16,10 @@ def test_export_on_writes_each_variants_hub_folder_after_its_evaluation(tmp_path
 
     exports = {job.wildcards["variant"]: job for job in jobs["export"]}
     assert sorted(exports) == sorted(variants)
-    assert set(jobs["all"][0].input) == {"results/demo/summary.csv", *(f"results/demo/{v}/hub" for v in variants)}
+    assert set(jobs["all"][0].input) == {
+        "results/demo/summary.csv",
+        *(f"results/demo/{v}/hub" for v in variants),
+    }
     small = exports["small"]
     assert small.input == ("results/demo/small/model", "results/demo/small/mteb.json")
     assert small.output == ("results/demo/small/hub",)

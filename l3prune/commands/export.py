@@ -25,9 +25,18 @@ def register(subparsers) -> None:
         q.add_argument("out", help="output folder (must not exist yet, or be empty)")
         if name == "hub":
             q.add_argument("--repo-id", help="the hub name the card gives the model (default: its mteb name)")
-            q.add_argument("--mteb", help="the variant's mteb.json (default: <variant>/mteb.json or <variant>/../mteb.json)")
-            q.add_argument("--training-config", metavar="CONFIG.json", help="the training config, for the card's settings")
-            q.add_argument("--license", help="the license the card states (e.g. the base model's: llama3, apache-2.0)")
+            q.add_argument(
+                "--mteb",
+                help="the variant's mteb.json (default: <variant>/mteb.json or <variant>/../mteb.json)",
+            )
+            q.add_argument(
+                "--training-config",
+                metavar="CONFIG.json",
+                help="the training config, for the card's settings",
+            )
+            q.add_argument(
+                "--license", help="the license the card states (e.g. the base model's: llama3, apache-2.0)"
+            )
         q.set_defaults(func=run_export)
 
 

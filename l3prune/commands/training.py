@@ -34,8 +34,8 @@ def register(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from ..config import load_config
-    from ..variants import load_prune_points
     from ..training.run import train
+    from ..variants import load_prune_points
 
     config = with_local_model(load_config(args.config), args.model)
     points = load_prune_points(args.prune_points) if args.prune_points else None

@@ -40,7 +40,9 @@ def eval_results(mteb_summary: dict) -> list:
     return results
 
 
-def card_metadata(encoder: LLMEncoder, model_name: str, base_model: str, mteb_summary: dict | None, license: str | None):
+def card_metadata(
+    encoder: LLMEncoder, model_name: str, base_model: str, mteb_summary: dict | None, license: str | None
+):
     from huggingface_hub import ModelCardData
 
     return ModelCardData(
@@ -49,7 +51,14 @@ def card_metadata(encoder: LLMEncoder, model_name: str, base_model: str, mteb_su
         library_name="sentence-transformers",
         pipeline_tag="sentence-similarity",
         license=license,
-        tags=["sentence-transformers", "feature-extraction", "sentence-similarity", "mteb", "l3prune", "pruned"],
+        tags=[
+            "sentence-transformers",
+            "feature-extraction",
+            "sentence-similarity",
+            "mteb",
+            "l3prune",
+            "pruned",
+        ],
         eval_results=eval_results(mteb_summary) if mteb_summary and mteb_summary.get("tasks") else None,
     )
 
@@ -159,18 +168,56 @@ print(torch.cosine_similarity(query, document, dim=0))
 
 
 def _settings(encoder: LLMEncoder, info: dict | None, training: dict | None) -> str:
-    lines = ["## Settings", "", "Encoder (`l3prune_encoder.json`):", "", "```json", json.dumps(encoder.settings(), indent=2), "```"]
+    lines = [
+        "## Settings",
+        "",
+        "Encoder (`l3prune_encoder.json`):",
+        "",
+        "```json",
+        json.dumps(encoder.settings(), indent=2),
+        "```",
+    ]
     if info:
-        pruning = {k: info[k] for k in ("variant", "prune", "layers_before", "layers_after", "params_before", "params_after", "prune_points") if k in info}
+        pruning = {
+            k: info[k]
+            for k in (
+                "variant",
+                "prune",
+                "layers_before",
+                "layers_after",
+                "params_before",
+                "params_after",
+                "prune_points",
+            )
+            if k in info
+        }
         lines += ["", "Pruning (`model_info.json`):", "", "```json", json.dumps(pruning, indent=2), "```"]
     if training:
-        lines += ["", "Training (the config's values that change the trained model):", "", "```json", json.dumps(training, indent=2, default=str), "```"]
+        lines += [
+            "",
+            "Training (the config's values that change the trained model):",
+            "",
+            "```json",
+            json.dumps(training, indent=2, default=str),
+            "```",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def _scores(summary: dict | None) -> str:
     if not summary or not summary.get("tasks"):
         return ""
-    rows = [f"| {task} | {entry['type']} | {entry['main_metric']} | {entry['main_score']:.4f} |" for task, entry in summary["tasks"].items()]
-    average = "" if summary.get("average") is None else f"\nAverage main score: {summary['average']:.4f} (mteb {summary.get('mteb_version', '?')}).\n"
-    return "\n".join(["## MTEB", "", "| task | type | metric | score |", "|---|---|---|---|", *rows]) + "\n" + average
+    rows = [
+        f"| {task} | {entry['type']} | {entry['main_metric']} | {entry['main_score']:.4f} |"
+        for task, entry in summary["tasks"].items()
+    ]
+    average = (
+        ""
+        if summary.get("average") is None
+        else f"\nAverage main score: {summary['average']:.4f} (mteb {summary.get('mteb_version', '?')}).\n"
+    )
+    return (
+        "\n".join(["## MTEB", "", "| task | type | metric | score |", "|---|---|---|---|", *rows])
+        + "\n"
+        + average
+    )

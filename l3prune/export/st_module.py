@@ -46,7 +46,9 @@ class LLMEncoderModule(InputModule):
     def get_embedding_dimension(self) -> int:
         return self.encoder.model.config.hidden_size
 
-    def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
+    def preprocess(
+        self, inputs: Sequence[str], prompt: str | None = None, **kwargs
+    ) -> dict[str, torch.Tensor]:
         """Texts (with `prompt`: the instruction of every one) -> the encoder's padded features."""
         bad = next((item for item in inputs if not isinstance(item, str)), None)
         if bad is not None:
