@@ -506,3 +506,24 @@ def test_more_training_processes_than_gpus_is_refused(tmp_path):
         "config key 'models.llama3.resources.train.processes': 3 processes for 2 GPUs; each process needs a GPU "
         "of its own (at most 2, or gpu: 0 to run them on the CPU)"
     )
+
+
+def test_planning_the_five_models_imports_neither_torch_nor_transformers(tmp_path):
+    """Every `snakemake` call and every cluster job re-reads the workflow: it must not pay seconds
+    for torch (bench/planning.py times it). A torch and a transformers that fail on import stand in
+    for the real ones; the training-arguments schemas were kept by an earlier read of a config."""
+    import os
+
+    for name in ("torch", "transformers"):
+        (tmp_path / "blocked" / name).mkdir(parents=True)
+        (tmp_path / "blocked" / name / "__init__.py").write_text(f"raise ImportError('{name} imported while planning')")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    warm = "from l3prune.config import load_config; load_config('config/training/demo.json')"
+    subprocess.run([sys.executable, "-c", warm], cwd=REPO, env=env, check=True)
+    blocked = {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path / "blocked"), env.get("PYTHONPATH", "")])}
+    plan = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--config", "run=[demo,llama3,mistral,qwen2,phi3]"],
+        cwd=REPO, env=blocked, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "layerwise_loss" in plan.stdout and "imported while planning" not in plan.stdout + plan.stderr
