@@ -12,6 +12,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import average_precision_score
 
 from l3prune import LLMEncoder
+from l3prune.errors import ReportedFailure
 from l3prune.evaluation.run import evaluate
 from l3prune.evaluation.tasks_file import load_tasks_file
 
@@ -297,7 +298,7 @@ def test_failed_run_resumes_without_redoing_finished_tasks(encoder, tmp_path, mo
     out = tmp_path / "out" / "mteb.json"
     failing = EncodeSpy(encoder.encode, fail_on="broken text")
     monkeypatch.setattr(encoder, "encode", failing)
-    with pytest.raises(RuntimeError, match=r"^1 of 2 tasks failed: B \(RuntimeError: encoder broke\)"):
+    with pytest.raises(ReportedFailure, match=r"^1 of 2 tasks failed: B \(RuntimeError: encoder broke\)"):
         evaluate(encoder, config, out, name="l3prune/tiny-full")
     assert not out.exists()
     assert len(failing.inputs) == 4  # task A's distinct texts

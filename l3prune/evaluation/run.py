@@ -23,6 +23,7 @@ import logging
 from operator import itemgetter
 from pathlib import Path
 
+from ..errors import ReportedFailure
 from ..files import read_json, write_json
 from .embedding_store import EmbeddingStore
 from .groups import task_group as select_group
@@ -109,7 +110,7 @@ def evaluate(
             store.drop(instructions[task_name])  # the task and its parts
     if failures:
         listed = "; ".join(f"{task} ({error})" for task, error in failures.items())
-        raise RuntimeError(
+        raise ReportedFailure(
             f"{len(failures)} of {len(tasks)} tasks failed: {listed}. "
             f"Finished tasks are kept under {out.parent}; rerun to run only the rest"
         )
