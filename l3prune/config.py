@@ -240,7 +240,7 @@ def _prune_value(value: float, source: str) -> float | int:
 
 # Which keys change which step's result, written down once: the workflow reruns a step only when
 # one of its keys changed, and a training run resumes only checkpoints made with the same values.
-LAYERWISE_KEYS = (
+ENCODER_KEYS = (  # what the base model is and how it reads its inputs
     "model_name_or_path",
     "pooling_mode",
     "max_seq_length",
@@ -249,6 +249,9 @@ LAYERWISE_KEYS = (
     "use_chat_template",
     "torch_dtype",
     "attn_implementation",
+)
+LAYERWISE_KEYS = (
+    *ENCODER_KEYS,
     "dataset_name",
     "dataset_file_path",
     "loss_class",
@@ -301,15 +304,18 @@ NOT_TRAINING_KEYS = frozenset(
         "dataloader_prefetch_factor",
     }
 )
-STEPS = ("layerwise", "train")
+STEPS = ("layerwise", "train", "untrained")
 
 
 def step_settings(config: TrainConfig, step: str) -> dict:
-    """The config's values that change `step`'s result ("layerwise" or "train"), defaults filled in,
-    as a JSON-able dict with sorted keys: equal dicts mean an equal result."""
+    """The config's values that change `step`'s result, defaults filled in, as a JSON-able dict with
+    sorted keys: equal dicts mean an equal result. Steps: "layerwise" (the loss curve), "train" (a
+    trained variant), "untrained" (the evaluation of a variant's cut, untrained base model)."""
     own = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig) if "schema" in f.metadata}
     if step == "layerwise":
         chosen = {key: own[key] for key in LAYERWISE_KEYS if key != "seed"} | {"seed": config.seed}
+    elif step == "untrained":
+        chosen = {key: own[key] for key in ENCODER_KEYS}
     elif step == "train":
         chosen = {k: v for k, v in (own | config.training_args).items() if k not in NOT_TRAINING_KEYS}
         chosen["seed"] = config.seed

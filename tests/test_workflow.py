@@ -222,6 +222,7 @@ def test_default_target_is_the_offline_demo(tmp_path):
         "all": 1,
         "report": 1,
         "evaluate": len(demo_variants),
+        "evaluate_untrained": len(demo_variants),  # the demo's report shows what training recovers
         "train": len(demo_variants),
         "prune_points": 1,
         "layerwise_loss": 1,
@@ -232,6 +233,7 @@ def test_default_target_is_the_offline_demo(tmp_path):
     assert report.input == (
         *(f"results/demo/{variant}/mteb.json" for variant in demo_variants),
         *(f"results/demo/{variant}/model" for variant in demo_variants),
+        *(f"results/demo/{variant}/untrained/mteb.json" for variant in demo_variants),
     )
     assert report.output == ("results/demo/summary.csv", "results/demo/score_vs_parameters.png")
     assert report.shellcmd == (
@@ -527,3 +529,29 @@ def test_planning_the_five_models_imports_neither_torch_nor_transformers(tmp_pat
     )  # fmt: skip
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "layerwise_loss" in plan.stdout and "imported while planning" not in plan.stdout + plan.stderr
+
+
+def test_untrained_baselines_are_evaluated_where_the_switch_is_on(tmp_path):
+    demo = by_rule(dry_run(tmp_path))["evaluate_untrained"]
+    commands = {job.wildcards["variant"]: job.shellcmd for job in demo}
+    assert set(commands) == {"full", "small", "large"}
+    assert commands["full"] == (
+        "HF_HUB_OFFLINE=1 python3 -m l3prune evaluate-untrained config/training/demo.json --model resources/demo/model"
+        " --variant full  --tasks config/eval/demo.yaml --out results/demo/full/untrained/mteb.json"
+        " --name l3prune/demo-full-untrained 2>&1 | tee logs/demo/full/evaluate_untrained.log"
+    )
+    assert "--prune-points results/demo/prune_points.json" in commands["small"]
+    full = next(job for job in demo if job.wildcards["variant"] == "full")
+    assert full.input == ("resources/demo/model", "config/eval/demo.yaml", *full.input[2:])  # no training data
+    # the paper models cost GPU time per evaluation: off unless asked for
+    (tmp_path / "paper").mkdir()
+    paper = by_rule(dry_run(tmp_path / "paper", config={"run": ["llama3"]}))
+    assert "evaluate_untrained" not in paper
+    assert not any("untrained" in path for path in paper["report"][0].input)
+    # a model that trains no `full` still evaluates its untrained base as the report's reference
+    override = {"run": ["demo"], "models": {"demo": {"train_full": False}}}
+    (tmp_path / "nofull").mkdir()
+    jobs = by_rule(dry_run(tmp_path / "nofull", config=override))
+    assert {job.wildcards["variant"] for job in jobs["evaluate_untrained"]} == {"full", "small", "large"}
+    assert {job.wildcards["variant"] for job in jobs["train"]} == {"small", "large"}
+    assert "--variants full small large" in jobs["report"][0].shellcmd

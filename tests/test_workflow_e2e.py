@@ -97,6 +97,7 @@ def workdir(tmp_path, tiny_llama):
                     "tiny": {
                         "training_config": "train.json",
                         "tasks": "tasks.yaml",
+                        "untrained_baselines": True,
                         "resources": {step: one_thread for step in ("layerwise_loss", "train", "evaluate")},
                     }
                 },
@@ -117,7 +118,7 @@ def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == [
         "variant", "layers", "parameters", "percent_removed", "TinySTS", "TinyClassification", "TinyClustering",
-        "average", "encode_seconds",
+        "average", "untrained_average", "points_lost_by_cutting", "points_recovered_by_training", "encode_seconds",
     ]  # fmt: skip
     by_variant = {row["variant"]: row for row in rows}
     assert rows[0]["variant"] == "full" and set(by_variant) == {"full", "small", "large"}
@@ -127,7 +128,12 @@ def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
         points["large"],
     ]
     assert by_variant["full"]["percent_removed"] == "0.0"
-    for row in rows:
+    for row in rows:  # the untrained baseline of each variant is its cut base model, evaluated alike
+        untrained = json.loads((workdir / f"results/tiny/{row['variant']}/untrained/mteb.json").read_text())
+        assert untrained["num_layers"] == int(row["layers"])
+        assert float(row["untrained_average"]) == pytest.approx(untrained["average"], abs=1e-4)
+        recovered = 100 * (float(row["average"]) - untrained["average"])
+        assert float(row["points_recovered_by_training"]) == pytest.approx(recovered, abs=0.02)
         scores = [float(row[task]) for task in ("TinySTS", "TinyClassification", "TinyClustering")]
         assert abs(float(row["average"]) - sum(scores) / 3) < 1e-3  # each rounded to 4 decimals
         info = json.loads((workdir / f"results/tiny/{row['variant']}/model/model_info.json").read_text())
@@ -166,7 +172,7 @@ def assert_reruns_only_what_changed(workdir: Path) -> None:
     assert planned_jobs(workdir) == {}
     # a training setting retrains every variant (and evaluates and reports again), not the layerwise loss
     edit(learning_rate=0.002)
-    assert planned_jobs(workdir) == {"train": 3, "evaluate": 3, "report": 1, "all": 1}
+    assert planned_jobs(workdir) == {"train": 3, "evaluate": 3, "report": 1, "all": 1}  # baselines stay
     # a setting the layerwise loss reads reruns it; `full` does not wait for it, and whether small and
     # large retrain is decided once the new picks are known (a dry run lists them)
     edit(l3prune_num_batches=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_device_option, at_least_one, torch_device
+from .options import add_device_option, add_model_option, at_least_one, torch_device
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -62,6 +62,33 @@ def register(subparsers) -> None:
     )
     p.set_defaults(func=run_evaluate)
 
+    untrained = subparsers.add_parser(
+        "evaluate-untrained",
+        help="score a variant's base model cut to its layers, untrained: what training is measured against",
+        description="Load the training config's base model as training loads it (pooling, input wrap, lengths, "
+        "dtype), cut it to the variant's layers, and evaluate it untrained at the inference length.",
+    )
+    untrained.add_argument("config", help="the training config JSON")
+    untrained.add_argument(
+        "--variant", required=True, help="full, small, large, or a pNN / lNN the config lists"
+    )
+    untrained.add_argument(
+        "--prune-points", help="points.json of `l3prune prune-points` (for small and large)"
+    )
+    add_model_option(untrained)
+    untrained.add_argument("--tasks", required=True, help="tasks file (YAML), as for evaluate")
+    untrained.add_argument(
+        "--name", help="mteb model name (default: l3prune/<base model>-<variant>-untrained)"
+    )
+    untrained.add_argument(
+        "--out", required=True, help="summary JSON, e.g. results/<model>/<variant>/untrained/mteb.json"
+    )
+    untrained.add_argument(
+        "--batch-size", type=int, help="encode batch size (default: the tasks file's, else 32)"
+    )
+    add_device_option(untrained)
+    untrained.set_defaults(func=run_evaluate_untrained)
+
     merge = subparsers.add_parser(
         "evaluate-merge",
         help="assemble a variant's mteb.json from the parts of a split evaluation",
@@ -69,7 +96,9 @@ def register(subparsers) -> None:
         "into the mteb.json an unsplit evaluation writes.",
     )
     merge.add_argument("parts", nargs="+", help="the part files, one per group")
-    merge.add_argument("--out", required=True, help="summary JSON to write, e.g. results/<model>/<variant>/mteb.json")
+    merge.add_argument(
+        "--out", required=True, help="summary JSON to write, e.g. results/<model>/<variant>/mteb.json"
+    )
     merge.set_defaults(func=run_merge)
 
 
@@ -78,7 +107,9 @@ def task_group_option(index: int | None, count: int | None) -> tuple[int, int] |
     if index is None and count is None:
         return None
     if index is None or count is None:
-        raise ValueError("--task-group and --task-groups go together: give both (e.g. --task-group 1 --task-groups 4)")
+        raise ValueError(
+            "--task-group and --task-groups go together: give both (e.g. --task-group 1 --task-groups 4)"
+        )
     at_least_one("--task-groups", count)
     if not 1 <= index <= count:
         raise ValueError(f"--task-group must be from 1 to --task-groups {count}, got {index}")
@@ -132,6 +163,39 @@ def run_evaluate(args: argparse.Namespace) -> None:
         max_length=args.max_length,
         task_group=group,
         training_datasets=trained_on,
+    )
+    report(summary, args.out)
+
+
+def run_evaluate_untrained(args: argparse.Namespace) -> None:
+    from ..config import load_config
+    from ..encoder import LLMEncoder
+    from ..evaluation.run import evaluate
+    from ..evaluation.tasks_file import load_tasks_file
+    from ..training.arguments import encoder_kwargs, resolve_precision
+    from ..variants import load_prune_points, variant_value
+    from .options import with_local_model
+
+    at_least_one("--batch-size", args.batch_size)
+    device = torch_device(args.device)
+    tasks = load_tasks_file(args.tasks)
+    config = load_config(args.config)
+    points = load_prune_points(args.prune_points) if args.prune_points else None
+    prune = variant_value(config, args.variant, points)  # before the model loads
+    local = with_local_model(config, args.model)
+    dtype, _, _ = resolve_precision(config)
+    encoder = LLMEncoder.from_pretrained(
+        local.model_name_or_path, prune=prune, **encoder_kwargs(config, dtype)
+    )
+    encoder.max_length = config.inference_max_length  # as a trained variant is evaluated
+    encoder.model.to(device)
+    summary = evaluate(
+        encoder,
+        tasks,
+        args.out,
+        name=args.name or f"l3prune/{Path(config.model_name_or_path).name}-{args.variant}-untrained",
+        source=local.model_name_or_path,
+        batch_size=args.batch_size,
     )
     report(summary, args.out)
 

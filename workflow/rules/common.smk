@@ -185,6 +185,39 @@ def prune_points_option(wildcards):
     return ["--prune-points", prune_points_file(wildcards.model)]
 
 
+def untrained_inputs(wildcards):
+    """An untrained baseline's inputs: the base model (small and large wait for their picks, as
+    their training does), the tasks file and its local files."""
+    inputs = train_inputs(wildcards)
+    inputs.pop("data", None)  # evaluation reads no training data
+    return {
+        **inputs,
+        "tasks": MODELS[wildcards.model]["tasks"],
+        "task_files": local_task_files(wildcards),
+    }
+
+
+def report_variants(model):
+    """The variants a model's report lists: its trained ones, and `full` when its untrained
+    baseline is evaluated (the reference for what cutting costs) though it is not trained.
+    """
+    names = variants(model)
+    if MODELS[model]["untrained_baselines"] and "full" not in names:
+        names = ["full", *names]
+    return names
+
+
+def untrained_files(wildcards):
+    """The untrained baselines the report reads (none when the model's switch is off)."""
+    if not MODELS[wildcards.model]["untrained_baselines"]:
+        return []
+    return expand(
+        "results/{model}/{variant}/untrained/mteb.json",
+        model=wildcards.model,
+        variant=report_variants(wildcards.model),
+    )
+
+
 def local_task_files(wildcards):
     """The local files the model's tasks file names, so that evaluate waits for them."""
     tasks = Path(MODELS[wildcards.model]["tasks"])

@@ -77,3 +77,32 @@ rule evaluate_merge:
         "../envs/l3prune.yaml"
     shell:
         "python3 -m l3prune evaluate-merge {input:q} --out {output:q} 2>&1 | tee {log:q}"
+
+
+# The base model cut to a variant's layers and evaluated untrained: what its training is measured
+# against (models.<m>.untrained_baselines).
+rule evaluate_untrained:
+    input:
+        unpack(untrained_inputs),
+    output:
+        "results/{model}/{variant}/untrained/mteb.json",
+    log:
+        "logs/{model}/{variant}/evaluate_untrained.log",
+    conda:
+        "../envs/l3prune.yaml"
+    threads: job_resource("evaluate", "threads")
+    resources:
+        gpu=job_resource("evaluate", "gpu"),
+        mem_mb=job_resource("evaluate", "mem_mb"),
+        runtime=job_resource("evaluate", "runtime"),
+    params:
+        **step_params("untrained", "evaluation"),
+        config=lambda wildcards: MODELS[wildcards.model]["training_config"],
+        model=lambda wildcards: base_model_folder(wildcards.model),
+        tasks=lambda wildcards: MODELS[wildcards.model]["tasks"],
+        prune_points=prune_points_option,
+        layers=prune_layers,
+    shell:
+        "HF_HUB_OFFLINE=1 python3 -m l3prune evaluate-untrained {params.config:q} --model {params.model:q}"
+        " --variant {wildcards.variant} {params.prune_points:q} --tasks {params.tasks:q} --out {output:q}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant}-untrained 2>&1 | tee {log:q}"

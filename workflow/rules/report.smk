@@ -2,6 +2,7 @@ rule report:
     input:
         scores=variant_files("results/{model}/{variant}/mteb.json"),
         sizes=variant_files("results/{model}/{variant}/model"),
+        untrained=untrained_files,
     output:
         summary=report(
             "results/{model}/summary.csv",
@@ -21,7 +22,7 @@ rule report:
         "../envs/l3prune.yaml"
     params:
         **step_params(None, "report"),
-        variants=lambda wildcards: variants(wildcards.model),
+        variants=lambda wildcards: report_variants(wildcards.model),
     shell:
         "python3 -m l3prune report results/{wildcards.model} --out-dir results/{wildcards.model}"
         " --variants {params.variants:q} 2>&1 | tee {log:q}"
