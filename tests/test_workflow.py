@@ -156,7 +156,7 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     )
     assert evaluate.shellcmd == (
         "python3 -m l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v1.yaml"
-        " --out results/llama3/small/mteb.json --name l3prune/llama3-small  2>&1 | tee logs/llama3/small/evaluate.log"
+        " --out results/llama3/small/mteb.json --name l3prune/llama3-small --training-config config/training/MetaLlama3.json  2>&1 | tee logs/llama3/small/evaluate.log"
     )
     # the GPU steps ask for what config.yaml gives; light steps take the defaults
     paper = yaml.safe_load((REPO / "config/config.yaml").read_text())["models"]["llama3"]["resources"]
@@ -476,7 +476,7 @@ def test_remote_code_runs_only_when_the_training_config_opts_in(tmp_path):
     default = by_rule(dry_run(tmp_path, target))["evaluate"][0]
     opted_in = by_rule(dry_run(tmp_path, target, {"models": {"phi3": {"training_config": "remote.json"}}}))
     assert "--trust-remote-code" not in default.shellcmd
-    assert "--name l3prune/phi3-full --trust-remote-code 2>&1" in opted_in["evaluate"][0].shellcmd
+    assert "--name l3prune/phi3-full --training-config remote.json --trust-remote-code 2>&1" in opted_in["evaluate"][0].shellcmd
 
 
 @pytest.mark.parametrize(

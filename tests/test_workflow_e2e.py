@@ -167,9 +167,14 @@ def assert_reruns_only_what_changed(workdir: Path) -> None:
     def edit(**changes):
         config_path.write_text(json.dumps({**original, **changes}))
 
-    # how a run logs, saves, shows progress or saves memory changes no result
+    # how a run logs, saves, shows progress or saves memory changes no result; nor do job resources
     edit(logging_steps=7, save_steps=3, disable_tqdm=True, gradient_checkpointing=True)
     assert planned_jobs(workdir) == {}
+    workflow_config = workdir / "tiny.yaml"
+    original_workflow_config = workflow_config.read_text()
+    workflow_config.write_text(original_workflow_config.replace("runtime: 10", "runtime: 20").replace("mem_mb: 2000", "mem_mb: 3000"))
+    assert planned_jobs(workdir) == {}
+    workflow_config.write_text(original_workflow_config)
     # a training setting retrains every variant (and evaluates and reports again), not the layerwise loss
     edit(learning_rate=0.002)
     assert planned_jobs(workdir) == {"train": 3, "evaluate": 3, "report": 1, "all": 1}  # baselines stay

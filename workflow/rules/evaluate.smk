@@ -26,9 +26,12 @@ rule evaluate:
     params:
         **step_params(None, "evaluation"),
         remote_code=remote_code_option,
+        # the training data's mteb tasks go into the model record (training_datasets)
+        config=lambda wildcards: MODELS[wildcards.model]["training_config"],
     shell:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
-        " --name l3prune/{wildcards.model}-{wildcards.variant} {params.remote_code:q}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant} --training-config {params.config:q}"
+        " {params.remote_code:q}"
         " 2>&1 | tee {log:q}"
 
 
@@ -55,9 +58,12 @@ rule evaluate_group:
     params:
         **step_params(None, "evaluation"),
         remote_code=remote_code_option,
+        # the training data's mteb tasks go into the model record (training_datasets)
+        config=lambda wildcards: MODELS[wildcards.model]["training_config"],
     shell:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
-        " --name l3prune/{wildcards.model}-{wildcards.variant} {params.remote_code:q}"
+        " --name l3prune/{wildcards.model}-{wildcards.variant} --training-config {params.config:q}"
+        " {params.remote_code:q}"
         " --task-group {wildcards.group} --task-groups {wildcards.groups} 2>&1 | tee {log:q}"
 
 
