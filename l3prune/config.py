@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dataset.utils import DATASETS
+from .elastic import DEPTHS_SCHEMA, parse_depths
 from .encoder.settings import DEFAULTS, POOLING_MODES
 from .files import read_json, write_json
 from .loss.utils import LOSSES
@@ -84,6 +85,9 @@ class TrainConfig:
     # pruning
     percent_prune: list = _key({"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}}, [])
     autoprune: str | None = _key({"enum": [*AUTOPRUNE_MODES, None]}, None)
+    # one `elastic` variant trained at all these depths at once (l3prune.elastic); [] trains none.
+    # It changes what that variant learns, so it is a training key (not in NOT_TRAINING_KEYS)
+    elastic_depths: list = _key(DEPTHS_SCHEMA, [])
     l3prune_batch_size: int = _key(_POSITIVE_INT, 64)  # L3Prune's layerwise loss when autoprune runs it
     l3prune_num_batches: int = _key(_POSITIVE_INT, 100)
     # every TrainingArguments field the config gives (output_dir, learning_rate, seed, ...)
@@ -223,6 +227,7 @@ def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"{source}: key 'percent_prune' asks for {', '.join(repeated)} more than once")
+    values["elastic_depths"] = parse_depths(values.get("elastic_depths", []), source)
     training_args = {k: v for k, v in raw.items() if k in trainer_keys}
     return TrainConfig(**values, training_args=training_args, source=source)
 

@@ -5,6 +5,8 @@
   lNN      `percent_prune` value n >= 1: keep n layers (8 -> l8)
   small    L3Prune's small configuration } when `autoprune` asks for them; `small`/`large`/`small+large`
   large    L3Prune's large configuration } replace `percent_prune`, `all` adds them to it
+  elastic  one run trained at every depth of `elastic_depths` together (l3prune.elastic), when set;
+           its depths are evaluated as rows elastic@<depth>
 
 `small` and `large` take their layer counts from the prune points ({"small": n, "large": n,
 "num_layers": N}, written by `l3prune prune-points` or found by `l3prune()`).
@@ -16,6 +18,7 @@ import numbers
 import os
 from collections.abc import Mapping
 
+from .elastic import ELASTIC
 from .files import read_json
 
 L3PRUNE_VARIANTS = ("small", "large")  # the variants whose layer count comes from the prune points
@@ -37,7 +40,16 @@ def variant_names(config) -> list[str]:
         names.append("small")
     if config.autoprune in ("large", "small+large", "all"):
         names.append("large")
+    if config.elastic_depths:
+        names.append(ELASTIC)
     return names
+
+
+def needs_prune_points(config, name: str) -> bool:
+    """Whether variant `name` of `config` takes layer counts from L3Prune's prune points."""
+    from .elastic import needs_prune_points as elastic_needs
+
+    return name in L3PRUNE_VARIANTS or (name == ELASTIC and elastic_needs(config.elastic_depths))
 
 
 def check_variant_name(config, name: str) -> str:
@@ -49,9 +61,10 @@ def check_variant_name(config, name: str) -> str:
 
 def variant_value(config, name: str, prune_points: Mapping | None = None) -> float | int | None:
     """What variant `name` of `config` prunes: None (full), a fraction to drop, or a layer count to
-    keep; prune points are needed only for `small` and `large`."""
+    keep; prune points are needed only for `small` and `large`. The elastic variant's is None here:
+    its layer count is its deepest depth's, resolved when it trains (l3prune.elastic.resolve_depths)."""
     check_variant_name(config, name)
-    if name == "full":
+    if name in ("full", ELASTIC):
         return None
     if name in L3PRUNE_VARIANTS:
         if prune_points is None:

@@ -25,6 +25,9 @@ from .settings import DEFAULTS, SETTINGS_FILE, check_pooling_mode
 
 logger = logging.getLogger(__name__)
 
+ELASTIC_DEPTHS = "elastic_depths"  # the settings file's record of the depths an elastic run trained
+_WARNED_DEPTHS: set[tuple[str, int]] = set()  # (model, layers) already warned about: once each
+
 # from_pretrained keywords that also apply to the config and the tokenizer
 _SHARED_HF_KWARGS = (
     "revision",
@@ -110,6 +113,9 @@ class LLMEncoder(torch.nn.Module):
         self.pooling_mode = check_pooling_mode(pooling_mode)
         self.skip_instruction = skip_instruction
         self.base_model_name_or_path = base_model_name_or_path or getattr(model.config, "_name_or_path", None)
+        # elastic training's depths ({"name", "layers", "weight"} each), saved as elastic_depths
+        self.trained_depths: list[dict] | None = None
+        self.source = "this encoder"  # the folder or name it was loaded from, for messages
         self.inputs = InputBuilder(
             tokenizer,
             max_length,
@@ -232,7 +238,11 @@ class LLMEncoder(torch.nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **tokenizer_kwargs)
         if adapter is not None:
             model = cls._attach_adapter(model, adapter, merge_adapter)
-        return cls(model, tokenizer, base_model_name_or_path=base, **settings)
+        encoder = cls(model, tokenizer, base_model_name_or_path=base, **settings)
+        encoder.trained_depths = saved.get(ELASTIC_DEPTHS)
+        encoder.source = str(name_or_path)
+        encoder._check_trained_depth()
+        return encoder
 
     @staticmethod
     def _attach_adapter(model, adapter, merge: bool):
@@ -274,9 +284,27 @@ class LLMEncoder(torch.nn.Module):
         before, params_before = self.num_layers, self.num_parameters()
         keep = layers_to_keep(p, before)
         keep_first_layers(self.model, keep)
+        self._check_trained_depth()
         report = PruneReport(before, keep, params_before, self.num_parameters())
         logger.info("%s", report)
         return report
+
+    def _check_trained_depth(self) -> None:
+        """An elastic model used at a depth it was not trained for works, but says so, once."""
+        if not self.trained_depths:
+            return
+        trained = sorted({d["layers"] for d in self.trained_depths})
+        where = self.source
+        key = (where, self.num_layers)
+        if self.num_layers not in trained and key not in _WARNED_DEPTHS:
+            _WARNED_DEPTHS.add(key)
+            logger.warning(
+                "%s was trained for %s layers (elastic depths %s), not for %d: its embeddings there were never trained",
+                where,
+                ", ".join(map(str, trained)),
+                ", ".join(d["name"] for d in self.trained_depths),
+                self.num_layers,
+            )
 
     # ---------------------------------------------------------------- embedding
     def tokenize(self, inputs: Sequence[Input], max_length: int | None = None) -> dict[str, torch.Tensor]:
@@ -295,6 +323,26 @@ class LLMEncoder(torch.nn.Module):
             use_cache=False,  # an encoder never generates: a KV cache would only hold memory
         )
         return self.pool(out.last_hidden_state, features)
+
+    def pooled_at_depths(self, features: dict[str, torch.Tensor], depths: Sequence[int]) -> torch.Tensor:
+        """[B, K, D]: column i is the embedding the model cut to depths[i] layers gives each row, from
+        one forward pass (hidden state k through the final norm; transformers' last one is normed)."""
+        out = self.model(
+            input_ids=features["input_ids"],
+            attention_mask=features["attention_mask"],
+            position_ids=features["position_ids"],
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        states = out.hidden_states  # embeddings, layer 1 .. layer L-1 outputs, norm(layer L output)
+        deepest = len(states) - 1
+        bad = [k for k in depths if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= deepest]
+        if bad:
+            raise ValueError(f"depth {bad[0]!r} is not a layer count from 1 to {deepest}")
+        return torch.stack(
+            [self.pool(states[k] if k == deepest else self.final_norm(states[k]), features) for k in depths],
+            dim=1,
+        )
 
     def encode(
         self,
@@ -342,14 +390,24 @@ class LLMEncoder(torch.nn.Module):
 
     # ---------------------------------------------------------------- saving
     def settings(self) -> dict:
-        return dict(
-            pooling_mode=self.pooling_mode,
-            max_length=self.inputs.max_length,
-            doc_max_length=self.inputs.doc_max_length,
-            skip_instruction=self.skip_instruction,
-            use_chat_template=self.inputs.use_chat_template,
-            num_layers=self.num_layers,
+        return (
+            dict(
+                pooling_mode=self.pooling_mode,
+                max_length=self.inputs.max_length,
+                doc_max_length=self.inputs.doc_max_length,
+                skip_instruction=self.skip_instruction,
+                use_chat_template=self.inputs.use_chat_template,
+                num_layers=self.num_layers,
+            )
+            | self._trained_depths_setting()
         )
+
+    def _trained_depths_setting(self) -> dict:
+        """The elastic depths this encoder still has (a pruned copy keeps the shallower ones)."""
+        if not self.trained_depths:
+            return {}
+        kept = [d for d in self.trained_depths if d["layers"] <= self.num_layers]
+        return {ELASTIC_DEPTHS: kept} if kept else {}
 
     def merge_adapter(self) -> None:
         """Fold a LoRA adapter into the weights (in place)."""

@@ -25,21 +25,8 @@ logger = logging.getLogger(__name__)
 def pooled_at_every_depth(encoder: LLMEncoder, texts) -> torch.Tensor:
     """[L, B, D]: row k-1 is the embedding a model cut to k layers gives each text."""
     features = {k: v.to(encoder.device) for k, v in encoder.tokenize(texts).items()}
-    out = encoder.model(
-        input_ids=features["input_ids"],
-        attention_mask=features["attention_mask"],
-        position_ids=features["position_ids"],
-        output_hidden_states=True,
-        use_cache=False,
-    )
-    states = out.hidden_states  # embeddings, layer 1 .. layer L-1 outputs, norm(layer L output)
-    depth = len(states) - 1
-    return torch.stack(
-        [
-            encoder.pool(states[k] if k == depth else encoder.final_norm(states[k]), features).float()
-            for k in range(1, depth + 1)
-        ]
-    )
+    depths = range(1, encoder.num_layers + 1)
+    return encoder.pooled_at_depths(features, list(depths)).float().transpose(0, 1)
 
 
 def layerwise_loss(

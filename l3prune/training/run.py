@@ -18,17 +18,19 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..config import TrainConfig
 from ..dataset.utils import load_dataset
+from ..elastic import ELASTIC, resolve_depths
 from ..encoder import LLMEncoder
 from ..encoder.layers import layers_to_keep
 from ..encoder.llm_encoder import load_model_config
 from ..files import write_json
 from ..loss.utils import load_loss
-from ..variants import check_variant_name, variant_names, variant_value
+from ..variants import check_variant_name, needs_prune_points, variant_names, variant_value
 from .arguments import encoder_kwargs, resolve_precision, training_arguments
 from .autoprune import find_prune_points
 from .callbacks import StepLimitProgress, StopAfterSteps, TrainingLogCSV
@@ -78,7 +80,7 @@ def train(
     for name in names:
         if name not in todo:
             logger.info("variant %s: already trained in %s, skipped", name, folders[name])
-    if prune_points is None and any(name in ("small", "large") for name in todo):
+    if prune_points is None and any(needs_prune_points(config, name) for name in todo):
         prune_points = find_prune_points(config)
     for name in todo:
         train_variant(config, name, variant_value(config, name, prune_points), folders[name], prune_points)
@@ -106,9 +108,14 @@ def train_variant(
             f"the prune points were computed for a {prune_points['num_layers']}-layer model, "
             f"but {config.model_name_or_path} has {layers_before} layers"
         )
+    depths = None
+    if name == ELASTIC:  # the deepest depth's layers, trained at every depth
+        depths = resolve_depths(config.elastic_depths, layers_before, prune_points, config.source)
+        prune = depths[-1].layers if depths[-1].layers < layers_before else None
     layers = layers_before if prune is None else layers_to_keep(prune, layers_before)
     global_batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
-    record = run_record(config, name, prune, layers, args.world_size, global_batch)
+    depths_json = None if depths is None else [d.as_json() for d in depths]
+    record = run_record(config, name, prune, layers, args.world_size, global_batch, depths_json)
     with args.main_process_first(local=False, desc="checking the work folder"):
         if args.should_save:  # the others wait, then find only checkpoints of these settings
             claim_work_folder(work, record)
@@ -117,6 +124,7 @@ def train_variant(
         config.model_name_or_path, prune=prune, device_map=args.device, **encoder_kwargs(config, dtype)
     )
     params_after = encoder.num_parameters()
+    depths_info = None if depths is None else depth_sizes(encoder, depths_json)
     logger.info(
         "variant %s: %d of %d layers, %s parameters",
         name,
@@ -126,13 +134,14 @@ def train_variant(
     )
     # a KV cache would keep every layer's keys and values alive in training
     encoder.model.config.use_cache = False
+    encoder.trained_depths = depths_json  # saved with every checkpoint and the final folder
     trainable = (
         add_lora(encoder, config.lora_r, config.lora_scaling_alpha, config.lora_dropout)
         if config.use_adapter
         else params_after
     )
-    trainer = _trainer(config, encoder, args, name, work)
-    steps = _train(trainer, config, name, work, record)
+    trainer = _trainer(config, encoder, args, name, work, depths)
+    steps, seconds, resumed_from = _train(trainer, config, name, work, record)
     if args.should_save:
         # inputs were cut to max_seq_length for training only; the saved encoder takes the inference length
         encoder.max_length = config.inference_max_length
@@ -146,6 +155,10 @@ def train_variant(
             params_after=params_after,
             trainable_params=trainable,
             steps=steps,
+            # wall-clock seconds of the training that ended this run (from resumed_from_step on)
+            train_seconds=round(seconds, 3),
+            resumed_from_step=resumed_from,
+            elastic_depths=depths_info,
             prune_points=None
             if prune_points is None
             else {k: prune_points[k] for k in ("small", "large", "num_layers")},
@@ -155,8 +168,9 @@ def train_variant(
     return folder
 
 
-def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Path):
-    """The ContrastiveTrainer of one variant: the config's data and loss, the CSV log, the step limit."""
+def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Path, depths=None):
+    """The ContrastiveTrainer of one variant: the config's data and loss (at every elastic depth,
+    when `depths` are given), the CSV log, the step limit."""
     from transformers import ProgressCallback
 
     from .trainer import ContrastiveTrainer
@@ -179,22 +193,29 @@ def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Pa
     callbacks = [TrainingLogCSV(work / "training_log.csv")]
     if config.stop_after_n_steps is not None:
         callbacks.append(StopAfterSteps(config.stop_after_n_steps))
+    loss_fn = load_loss(config.loss_class, scale=config.loss_scale)
+    if depths is not None:
+        from .elastic import ElasticLoss
+
+        loss_fn = ElasticLoss(loss_fn, [d.weight for d in depths])
     trainer = ContrastiveTrainer(
         encoder,
-        load_loss(config.loss_class, scale=config.loss_scale),
+        loss_fn,
         args,
         dataset,
         callbacks,
         config.loss_mini_batch_size,
+        depths=None if depths is None else [d.layers for d in depths],
     )
     if config.stop_after_n_steps is not None and trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(StepLimitProgress(config.stop_after_n_steps))
     return trainer
 
 
-def _train(trainer, config: TrainConfig, name: str, work: Path, record: dict) -> int:
-    """Train (resuming from the work folder's last checkpoint) and return the steps trained; a run
-    whose last checkpoint reached stop_after_n_steps is only finished from it."""
+def _train(trainer, config: TrainConfig, name: str, work: Path, record: dict) -> tuple[int, float, int]:
+    """Train (resuming from the work folder's last checkpoint); returns the steps trained, the
+    wall-clock seconds this call trained and the step it resumed from. A run whose last checkpoint
+    reached stop_after_n_steps is only finished from it."""
     from .trainer import last_checkpoint, load_checkpoint_weights
 
     args = trainer.args
@@ -203,13 +224,15 @@ def _train(trainer, config: TrainConfig, name: str, work: Path, record: dict) ->
     if last and config.stop_after_n_steps is not None and last_step >= config.stop_after_n_steps:
         logger.info("variant %s: %s reached the step limit; finishing from it", name, last)
         load_checkpoint_weights(trainer.encoder.model, last)
-        return last_step
+        return last_step, 0.0, last_step
     if last:
         logger.info("variant %s: resuming from %s", name, last)
     try:
         if args.should_save:
             write_record(work, record)
+        started = time.perf_counter()
         trainer.train(resume_from_checkpoint=last)
+        seconds = time.perf_counter() - started
     except BaseException:
         kept = last_checkpoint(args.output_dir)
         if args.should_save and kept is None:
@@ -222,7 +245,7 @@ def _train(trainer, config: TrainConfig, name: str, work: Path, record: dict) ->
             f"a rerun with the same settings resumes from {kept}" if kept else "no checkpoint to resume from",
         )
         raise
-    return trainer.state.global_step
+    return trainer.state.global_step, seconds, last_step
 
 
 def _finish(encoder: LLMEncoder, work: Path, folder: Path, info: dict) -> None:
@@ -237,6 +260,15 @@ def _finish(encoder: LLMEncoder, work: Path, folder: Path, info: dict) -> None:
     os.replace(staged, folder)  # onto nothing, or an empty folder made beforehand
     shutil.rmtree(work)
     logger.info("variant %s: trained model in %s", info["variant"], folder)
+
+
+def depth_sizes(encoder: LLMEncoder, depths: list[dict]) -> list[dict]:
+    """Each elastic depth with `params`: the parameters of the model cut there (no adapter)."""
+    from ..encoder.layers import decoder_layers
+
+    per_layer = [sum(p.numel() for p in layer.parameters()) for layer in decoder_layers(encoder.model)]
+    total = encoder.num_parameters()
+    return [depth | {"params": total - sum(per_layer[depth["layers"] :])} for depth in depths]
 
 
 def full_model_size(name_or_path: str, trust_remote_code: bool = False) -> tuple[int, int]:

@@ -28,9 +28,17 @@ RECORD_FILE = "run.json"
 
 
 def run_record(
-    config: TrainConfig, variant: str, prune, layers: int, world_size: int, global_batch: int
+    config: TrainConfig,
+    variant: str,
+    prune,
+    layers: int,
+    world_size: int,
+    global_batch: int,
+    depths: list[dict] | None = None,
 ) -> dict:
-    """The record of a run of `variant` (prune value `prune`, `layers` kept) of `config`, as JSON reads it back."""
+    """The record of a run of `variant` (prune value `prune`, `layers` kept; an elastic run's
+    `depths` with their layer counts) of `config`, as JSON reads it back."""
+    depths_record = {} if depths is None else {"depths": depths}
     record = dict(
         variant=variant,
         prune=prune,
@@ -38,6 +46,7 @@ def run_record(
         world_size=world_size,
         global_batch=global_batch,
         settings=step_settings(config, "train"),
+        **depths_record,
     )
     return json.loads(json.dumps(record))  # tuples as lists, as a record read back has them
 

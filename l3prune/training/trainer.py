@@ -29,12 +29,16 @@ class ContrastiveModel(torch.nn.Module):
     """The encoder applied to each text column of a batch in ONE forward call: DDP allows one
     forward per backward, and the loss needs the query, positive and negative embeddings together."""
 
-    def __init__(self, encoder):
+    def __init__(self, encoder, depths: list[int] | None = None):
         super().__init__()
         self.encoder = encoder
+        self.depths = depths  # elastic training: each column at each of these depths, [B, K, D]
 
     def forward(self, **columns: dict) -> tuple[torch.Tensor, ...]:
-        """The embeddings of each column given (query, positive[, negative]), in the order given."""
+        """The embeddings of each column given (query, positive[, negative]), in the order given:
+        [B, D] each, or [B, K, D] with `depths` (one forward pass to the deepest for all K)."""
+        if self.depths is not None:
+            return tuple(self.encoder.pooled_at_depths(f, self.depths) for f in columns.values())
         return tuple(self.encoder(features) for features in columns.values())
 
     def activation_checkpointing_enable(
@@ -82,11 +86,15 @@ class ContrastiveTrainer(Trainer):
 
     With `loss_mini_batch_size` m, each step is GradCache's (l3prune.loss.cached): the columns are
     embedded m rows at a time, twice, and the gradients are those of the whole batch at once.
+    With `depths` (elastic training) each column is embedded at every one of those layer counts and
+    `loss_fn` (an ElasticLoss) takes the [B, K, D] stacks.
     """
 
     loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
 
-    def __init__(self, encoder, loss_fn, args, train_dataset, callbacks=None, loss_mini_batch_size=None):
+    def __init__(
+        self, encoder, loss_fn, args, train_dataset, callbacks=None, loss_mini_batch_size=None, depths=None
+    ):
         if args.train_sampling_strategy != "sequential":
             raise ValueError(
                 f"train_sampling_strategy={args.train_sampling_strategy!r}: contrastive training reads the data in "
@@ -102,7 +110,7 @@ class ContrastiveTrainer(Trainer):
                 "loss_mini_batch_size does not work with ddp_static_graph=true; leave ddp_static_graph unset"
             )
         super().__init__(
-            model=ContrastiveModel(encoder),
+            model=ContrastiveModel(encoder, depths),
             args=args,
             train_dataset=train_dataset,
             data_collator=ContrastiveCollator(encoder.tokenize),
