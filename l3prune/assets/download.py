@@ -62,27 +62,37 @@ def download(
         raise ValueError(f"unsupported URL scheme {scheme!r} in {url} (accepted: http, https)")
     dest = Path(dest)
     if dest.exists():
-        _reject_html(dest, url, expected, f"{dest} holds it; delete it to download it again")
-        if sha256 is not None:
-            actual = sha256_file(dest)
-            if actual != sha256:
-                raise ValueError(
-                    f"{dest} exists with sha256 {actual}, expected {sha256}; delete it to download it again"
-                )
-        return dest
+        return _existing(dest, url, sha256, expected)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    _transfer_with_retries(url, part, attempts, timeout, retry_wait)
+    _verify(part, dest, url, sha256, expected, check)
+    os.replace(part, dest)
+    return dest
+
+
+def _existing(dest: Path, url: str, sha256: str | None, expected: str) -> Path:
+    """An earlier download at `dest`, checked as a new one would be."""
+    _reject_html(dest, url, expected, f"{dest} holds it; delete it to download it again")
+    if sha256 is not None:
+        actual = sha256_file(dest)
+        if actual != sha256:
+            raise ValueError(
+                f"{dest} exists with sha256 {actual}, expected {sha256}; delete it to download it again"
+            )
+    return dest
+
+
+_TRANSIENT = (_Interrupted, urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError)
+
+
+def _transfer_with_retries(url: str, part: Path, attempts: int, timeout: float, retry_wait: float) -> None:
+    """Fill `part` from `url`; each attempt continues from what the previous ones got. A client
+    error (HTTP 4xx) fails at once."""
     for attempt in range(1, attempts + 1):
         try:
-            _transfer(url, part, timeout)
-            break
-        except (
-            _Interrupted,
-            urllib.error.URLError,
-            http.client.HTTPException,
-            TimeoutError,
-            ConnectionError,
-        ) as err:
+            return _transfer(url, part, timeout)
+        except _TRANSIENT as err:
             if isinstance(err, urllib.error.HTTPError) and err.code < 500:
                 raise OSError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
             if attempt == attempts:
@@ -90,6 +100,11 @@ def download(
                     f"download of {url} failed after {attempts} attempts ({err}); rerun to resume from {part}"
                 ) from None
             time.sleep(retry_wait)
+
+
+def _verify(part: Path, dest: Path, url: str, sha256: str | None, expected: str, check) -> None:
+    """Refuse a finished download that is an HTML page, fails `check` or has another sha256 (each
+    removes it, so a rerun downloads it again); without a sha256, print the file's to pin it."""
     _reject_html(
         part, url, expected, "removed it; check the URL (a file host's sign-in or confirmation page?)"
     )
@@ -107,8 +122,6 @@ def download(
             raise ValueError(f"{err} (downloaded from {url}; removed, a rerun downloads it again)") from None
     else:
         print(f"{dest}: sha256 {sha256_file(part)} (no checksum given to compare with)", file=sys.stderr)
-    os.replace(part, dest)
-    return dest
 
 
 def _reject_html(path: Path, url: str, expected: str, what_now: str) -> None:

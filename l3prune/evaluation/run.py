@@ -85,36 +85,17 @@ def evaluate(
         encoder.max_length = length
     table = load_instruction_table(instructions_file).with_overrides(config.instruction_overrides())
     all_tasks = resolve_tasks(config)
-    # resolved up front for every task, so a missing instruction warns (or fails) before any encoding
-    instructions = {task.metadata.name: task_instructions(task, table) for task in all_tasks}
-    unused = sorted(set(config.instructions) - {name for parts in instructions.values() for name in parts})
-    if unused:
-        logger.warning("instructions given for tasks this run does not have: %s", ", ".join(unused))
+    instructions = _all_instructions(all_tasks, table, config)
     tasks = select_group(all_tasks, *task_group) if task_group else all_tasks
     meta = model_meta(encoder, name, source, training_datasets=training_datasets)
     store = EmbeddingStore(out.parent / "embeddings" / meta.revision) if config.disk_cache else None
     model = MTEBEncoder(encoder, table, meta, cache=config.cache, store=store)
     run = _TaskRunner(model, mteb.ResultCache(cache_path=out.parent), out.parent / "runs" / meta.revision,
                       {"batch_size": batch_size or config.batch_size, "show_progress_bar": False})  # fmt: skip
-
-    summaries, failures = {}, {}
-    for task in tasks:
-        task_name = task.metadata.name
-        try:
-            summaries[task_name] = run(task, instructions[task_name])
-        except Exception as e:  # the other tasks still run; the failure is reported at the end
-            logger.exception("task %s failed", task_name)
-            failures[task_name] = f"{type(e).__name__}: {e}"
-            continue
-        if store is not None and not config.keep_embeddings:
-            store.drop(instructions[task_name])  # the task and its parts
-    if failures:
-        listed = "; ".join(f"{task} ({error})" for task, error in failures.items())
-        raise ReportedFailure(
-            f"{len(failures)} of {len(tasks)} tasks failed: {listed}. "
-            f"Finished tasks are kept under {out.parent}; rerun to run only the rest"
-        )
-    summary = build_summary(_fields(encoder, meta, source, config, run.encode_kwargs, mteb.__version__), summaries)
+    summaries = _run_every_task(run, tasks, instructions, store if not config.keep_embeddings else None, out)
+    summary = build_summary(
+        _fields(encoder, meta, source, config, run.encode_kwargs, mteb.__version__), summaries
+    )
     if task_group:
         summary["task_group"] = {
             "index": task_group[0],
@@ -124,6 +105,39 @@ def evaluate(
         }
     write_json(out, summary)
     return summary
+
+
+def _all_instructions(tasks: list, table: InstructionTable, config: EvalConfig) -> dict[str, dict[str, str]]:
+    """Task -> its (and its parts') instructions, resolved for every task before any encoding, so
+    that a missing one warns (or fails) at once."""
+    instructions = {task.metadata.name: task_instructions(task, table) for task in tasks}
+    unused = sorted(set(config.instructions) - {name for parts in instructions.values() for name in parts})
+    if unused:
+        logger.warning("instructions given for tasks this run does not have: %s", ", ".join(unused))
+    return instructions
+
+
+def _run_every_task(run, tasks: list, instructions: dict, store_to_empty, out: Path) -> dict[str, dict]:
+    """Each task's summary entry; a failed task does not stop the others, and all failures end in
+    one ReportedFailure. A finished task's embeddings are dropped from `store_to_empty`."""
+    summaries, failures = {}, {}
+    for task in tasks:
+        task_name = task.metadata.name
+        try:
+            summaries[task_name] = run(task, instructions[task_name])
+        except Exception as e:  # the other tasks still run; the failure is reported at the end
+            logger.exception("task %s failed", task_name)
+            failures[task_name] = f"{type(e).__name__}: {e}"
+            continue
+        if store_to_empty is not None:
+            store_to_empty.drop(instructions[task_name])  # the task and its parts
+    if failures:
+        listed = "; ".join(f"{task} ({error})" for task, error in failures.items())
+        raise ReportedFailure(
+            f"{len(failures)} of {len(tasks)} tasks failed: {listed}. "
+            f"Finished tasks are kept under {out.parent}; rerun to run only the rest"
+        )
+    return summaries
 
 
 def _fields(encoder, meta, source, config: EvalConfig, encode_kwargs: dict, mteb_version: str) -> dict:
@@ -148,7 +162,12 @@ class _TaskRunner:
     """Runs one task through mteb (or takes its saved result) and returns its summary entry."""
 
     def __init__(self, model, result_cache, runs: Path, encode_kwargs: dict):
-        self.model, self.result_cache, self.runs, self.encode_kwargs = model, result_cache, runs, encode_kwargs
+        self.model, self.result_cache, self.runs, self.encode_kwargs = (
+            model,
+            result_cache,
+            runs,
+            encode_kwargs,
+        )
 
     def __call__(self, task, instructions: dict[str, str]) -> dict:
         import mteb
@@ -158,7 +177,11 @@ class _TaskRunner:
         record = read_json(record_path, if_missing=None)
         # mteb's "only-missing" reuses any result covering every split, whatever data, metric or
         # instructions produced it: the run record says whether those are still the same
-        ran_with = {"instructions": instructions, "revision": task.metadata.revision, "main_score": main_metric}
+        ran_with = {
+            "instructions": instructions,
+            "revision": task.metadata.revision,
+            "main_score": main_metric,
+        }
         unchanged = record is not None and all(record.get(key) == value for key, value in ran_with.items())
         before = self.model.counts()
         result = mteb.evaluate(
