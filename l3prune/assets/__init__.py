@@ -1,9 +1,7 @@
-"""Data the method needs, fetched safely: sha256-checked, resumable, atomic downloads; files taken out
-of pinned PyPI wheels; and the offline demo assets built from them.
+"""What the method fetches, safely: sha256-checked, resumable, atomic downloads of data
+(download.py, with layout checks in data_layout.py) and hub model snapshots (hub_model.py).
 
     from l3prune.assets.download import download            # any HTTP(S) file
-    from l3prune.assets.pypi import fetch_wheel, extract_member
-    from l3prune.assets.demo import build_demo_assets        # `l3prune demo-assets --out resources/demo`
 
-Nothing is imported here, so the CLI stays fast.
+Nothing is imported here, so the CLI stays fast. The offline demo's assets are `l3prune.demo`.
 """

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo_assets(args: argparse.Namespace) -> None:
-    from ..assets.demo import build_demo_assets, verify_manifest
+    from ..demo.assets import build_demo_assets, verify_manifest
 
     manifest = build_demo_assets(args.out)
     if args.check:

