@@ -4,7 +4,10 @@
     batch, LoRA r=16, through ContrastiveTrainer as `l3prune train` runs it;
 (b) peak memory of the full model's training with and without gradient checkpointing;
 (c) peak memory and steps/s of the full model's training with the cached loss (GradCache,
-    `loss_mini_batch_size`) against the uncached loss, same batch (the run of (a) is the uncached one).
+    `loss_mini_batch_size`) against the uncached loss, same batch (the run of (a) is the uncached one);
+(d) elastic training (`elastic_depths`) at --elastic-depths layer counts in one run against one
+    separate run per depth, same batch: seconds per step of the elastic run against the sum of the
+    separate runs' (what training every depth costs), and its peak memory against the deepest run's.
 Each configuration runs in a fresh process (peak memory: CUDA max allocated on a GPU, peak
 resident memory on a CPU). Prints ratios measured in the same run: the machines are noisy.
 """
@@ -28,6 +31,7 @@ def measure(args: argparse.Namespace) -> dict:
     from l3prune import LLMEncoder
     from l3prune.dataset.utils import load_dataset
     from l3prune.loss.utils import load_loss
+    from l3prune.training.elastic import ElasticLoss
     from l3prune.training.lora import add_lora
     from l3prune.training.trainer import ContrastiveTrainer
 
@@ -38,7 +42,9 @@ def measure(args: argparse.Namespace) -> dict:
         def on_step_end(self, *_, **__):
             self.times.append(time.perf_counter())
 
-    encoder = LLMEncoder.from_pretrained(args.model, num_layers=args.layers, max_length=args.max_length)
+    depths = sorted(args.elastic) if args.elastic else None
+    layers = depths[-1] if depths else args.layers
+    encoder = LLMEncoder.from_pretrained(args.model, num_layers=layers, max_length=args.max_length)
     encoder.model.config.use_cache = False
     add_lora(encoder, r=16, alpha=32, dropout=0.05)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -58,13 +64,15 @@ def measure(args: argparse.Namespace) -> dict:
     )
     dataset = load_dataset("jsonl", file_path=args.data, effective_batch_size=args.batch_size)
     timer = StepTimes()
+    loss_fn = load_loss("HardNegativeNLLLoss", scale=50.0)
     trainer = ContrastiveTrainer(
         encoder,
-        load_loss("HardNegativeNLLLoss", scale=50.0),
+        loss_fn if depths is None else ElasticLoss(loss_fn, [1.0] * len(depths)),
         training_args,
         dataset,
         [timer],
         loss_mini_batch_size=args.loss_mini_batch_size,
+        depths=depths,
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -82,7 +90,11 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def run_fresh(
-    args: argparse.Namespace, layers: int | None, checkpointing: bool, mini_batch_size: int | None = None
+    args: argparse.Namespace,
+    layers: int | None,
+    checkpointing: bool,
+    mini_batch_size: int | None = None,
+    elastic: list[int] | None = None,
 ) -> dict:
     command = [sys.executable, __file__, "--one", "--model", args.model, "--data", args.data]
     command += ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
@@ -93,6 +105,8 @@ def run_fresh(
         command.append("--checkpointing")
     if mini_batch_size is not None:
         command += ["--loss-mini-batch-size", str(mini_batch_size)]
+    if elastic:
+        command += ["--elastic", ",".join(map(str, elastic))]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -103,6 +117,17 @@ def at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def layer_counts(text: str) -> list[int]:
+    """'10,20,30' -> [10, 20, 30]: the elastic depths of (d), each a layer count of at least 1."""
+    try:
+        counts = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of layer counts") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every layer count must be at least 1")
+    return counts
 
 
 def main() -> None:
@@ -120,11 +145,18 @@ def main() -> None:
         default=2,
         help="the cached loss's loss_mini_batch_size in (c)",
     )
+    parser.add_argument(
+        "--elastic-depths",
+        type=layer_counts,
+        default=[10, 20, 30],
+        help="the layer counts (d) trains together, e.g. 10,20,30 (the last should be the model's)",
+    )
     parser.add_argument("--scratch", default="/tmp/l3prune-bench-train")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # one configuration, JSON out
     parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loss-mini-batch-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--elastic", type=layer_counts, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args)))
@@ -156,6 +188,24 @@ def main() -> None:
         )
         + f"; steps/s {full['steps_per_second']:.3f} vs {full_cached['steps_per_second']:.3f} "
         f"({full_cached['steps_per_second'] / full['steps_per_second']:.2f}x)"
+    )
+    print(elastic_line(args, full, pruned))
+
+
+def elastic_line(args: argparse.Namespace, full: dict, pruned: dict) -> str:
+    """(d): the elastic run against one separate run per depth (reusing (a)'s runs of the same depth)."""
+    known = {full["layers"]: full, pruned["layers"]: pruned}
+    separate = [known.get(k) or run_fresh(args, k, checkpointing=False) for k in args.elastic_depths]
+    elastic = run_fresh(args, None, checkpointing=False, elastic=args.elastic_depths)
+    elastic_seconds = 1 / elastic["steps_per_second"]
+    separate_seconds = sum(1 / run["steps_per_second"] for run in separate)
+    deepest = max(separate, key=lambda run: run["layers"])
+    parts = " + ".join(f"{1 / run['steps_per_second']:.3f}" for run in separate)
+    return (
+        f"(d) elastic over {','.join(map(str, args.elastic_depths))} layers: {elastic_seconds:.3f} s/step, "
+        f"separate runs {parts} = "
+        f"{separate_seconds:.3f} s/step ({elastic_seconds / separate_seconds:.2f}x the time); "
+        + memory_line("", f"{deepest['layers']} layers", deepest, elastic, "alone", "elastic").lstrip()
     )
 
 
