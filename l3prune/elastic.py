@@ -122,3 +122,23 @@ def resolve_depths(
 
 def depth_names(depths: Sequence[Mapping]) -> list[str]:
     return [depth_name(d["depth"]) for d in depths]
+
+
+def trained_depth_layers(folder, name: str) -> int:
+    """The layer count of depth `name` (small, large, full, pNN, lNN) of an elastic model folder,
+    as its l3prune_encoder.json records it."""
+    from pathlib import Path
+
+    from .encoder.settings import SETTINGS_FILE
+    from .files import read_json
+
+    settings = read_json(Path(folder) / SETTINGS_FILE, if_missing={})
+    depths = settings.get("elastic_depths") or []
+    for depth in depths:
+        if depth["name"] == name:
+            return depth["layers"]
+    if not depths:
+        raise ValueError(f"{folder} is not an elastic model: its {SETTINGS_FILE} records no elastic_depths")
+    raise ValueError(
+        f"{folder} was trained for elastic depths {', '.join(d['name'] for d in depths)}, not {name!r}"
+    )

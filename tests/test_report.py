@@ -104,7 +104,8 @@ def test_summary_rows_and_files(results, tmp_path):
 
     rows = read_csv(out / "summary.csv")
     assert list(rows[0]) == [
-        "variant", "layers", "parameters", "percent_removed", "LeeSTS", "BBCClassification", "average", "encode_seconds",
+        "variant", "layers", "parameters", "percent_removed", "train_steps", "train_seconds", "LeeSTS",
+        "BBCClassification", "average", "encode_seconds",
     ]  # fmt: skip
     assert [row["variant"] for row in rows] == ["full", "large", "small"]  # full first, then by size
     for row in rows:
@@ -232,8 +233,8 @@ def test_baselines_give_points_lost_by_cutting_and_recovered_by_training(with_ba
 
     rows = read_csv(out / "summary.csv")
     assert list(rows[0]) == [
-        "variant", "layers", "parameters", "percent_removed", "LeeSTS", "BBCClassification", "average",
-        "untrained_average", "points_lost_by_cutting", "points_recovered_by_training", "encode_seconds",
+        "variant", "layers", "parameters", "percent_removed", "train_steps", "train_seconds", "LeeSTS",
+        "BBCClassification", "average", "untrained_average", "points_lost_by_cutting", "points_recovered_by_training", "encode_seconds",
     ]  # fmt: skip
     assert {row["variant"]: {key: row[key] for key in EXPECTED_BASELINE_COLUMNS["full"]} for row in rows} == (
         EXPECTED_BASELINE_COLUMNS
@@ -297,7 +298,7 @@ def test_a_baseline_alone_is_a_row_sized_by_its_own_mteb_json(with_baselines, tm
     rows = read_csv(write_and_return(with_baselines, tmp_path))
     assert rows[0] == {
         "variant": "full", "layers": "30", "parameters": str(BASE_PARAMETERS), "percent_removed": "0.0",
-        "LeeSTS": "", "BBCClassification": "", "average": "", "untrained_average": "0.64",
+        "train_steps": "", "train_seconds": "", "LeeSTS": "", "BBCClassification": "", "average": "", "untrained_average": "0.64",
         "points_lost_by_cutting": "0.0", "points_recovered_by_training": "", "encode_seconds": "",
     }  # fmt: skip
     assert rows[2]["points_lost_by_cutting"] == "29.0"

@@ -403,3 +403,43 @@ def test_two_processes_compute_the_elastic_loss_and_gradients_of_the_global_batc
         ContrastiveModel(encoder, DEPTHS), batch(encoder, ROWS_OF_RANK[0]), ElasticLoss(LOSS, WEIGHTS)
     )
     assert abs(half_plain[0] - whole_plain[0]) > 1e-3
+
+
+# ---------------------------------------------------------------- evaluating one depth
+
+
+def test_evaluate_scores_an_elastic_depth_by_name(elastic_folder, tiny_llama, tmp_path, capsys):
+    from test_evaluation import sts_file
+
+    from l3prune.cli import main
+
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(f"local_tasks:\n  - {{name: S, type: STS, path: {sts_file(tmp_path)}}}\n")
+    out = tmp_path / "elastic@l3" / "mteb.json"
+    command = ["evaluate", str(elastic_folder), "--tasks", str(tasks), "--batch-size", "2"]
+    assert main([*command, "--out", str(out), "--elastic-depth", "l3"]) == 0
+    summary = json.loads(out.read_text())
+    assert (summary["model"], summary["num_layers"]) == (f"l3prune/{tiny_llama.name}-elastic@l3", 3)
+    full = tmp_path / "full.json"
+    assert main([*command, "--out", str(full), "--elastic-depth", "full"]) == 0
+    assert json.loads(full.read_text())["num_layers"] == 4
+    assert (
+        json.loads(full.read_text())["revision"] != summary["revision"]
+    )  # never each other's cached results
+    capsys.readouterr()
+    for extra, message in (
+        (
+            ["--elastic-depth", "l2"],
+            f"{elastic_folder} was trained for elastic depths l1, l3, full, not 'l2'",
+        ),
+        (["--elastic-depth", "l3", "--num-layers", "3"], "give --num-layers or --elastic-depth, not both"),
+    ):
+        assert main([*command, "--out", str(tmp_path / "x.json"), *extra]) == 2
+        assert capsys.readouterr().err.strip() == f"l3prune: error: {message}"
+    plain = tmp_path / "plain"
+    LLMEncoder.from_pretrained(tiny_llama).save(plain)
+    assert main(["evaluate", str(plain), "--tasks", str(tasks), "--out", str(tmp_path / "y.json"), "--elastic-depth", "full"]) == 2  # fmt: skip
+    assert (
+        "is not an elastic model: its l3prune_encoder.json records no elastic_depths"
+        in capsys.readouterr().err
+    )

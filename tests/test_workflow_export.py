@@ -12,7 +12,8 @@ def test_no_export_job_unless_the_model_asks_for_it(tmp_path):
 
 def test_export_on_writes_each_variants_hub_folder_after_its_evaluation(tmp_path):
     jobs = by_rule(dry_run(tmp_path, config={"models": {"demo": {"export": True}}}))
-    variants = variant_names(load_config(REPO / "config/training/demo.json"))
+    # one elastic adapter serves several depths: not one hub model (tests/test_workflow_elastic.py)
+    variants = [v for v in variant_names(load_config(REPO / "config/training/demo.json")) if v != "elastic"]
 
     exports = {job.wildcards["variant"]: job for job in jobs["export"]}
     assert sorted(exports) == sorted(variants)
@@ -28,7 +29,9 @@ def test_export_on_writes_each_variants_hub_folder_after_its_evaluation(tmp_path
         " --mteb results/demo/small/mteb.json --training-config config/training/demo.json"
         " --repo-id l3prune/demo-small 2>&1 | tee logs/demo/small/export.log"
     )
-    assert len(jobs["evaluate"]) == len(variants)  # what the hub folders' cards report
+    # what the hub folders' cards report
+    evaluated = {job.output[0] for job in jobs["evaluate"]}
+    assert {f"results/demo/{v}/mteb.json" for v in variants} <= evaluated
 
 
 def test_export_must_be_a_boolean(tmp_path):

@@ -39,6 +39,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--num-layers", type=int, help="keep only the first K layers (default: the variant's own count)"
     )
+    p.add_argument(
+        "--elastic-depth",
+        metavar="NAME",
+        help="an elastic variant at its trained depth NAME (small, large, full, pNN, lNN): as many "
+        "layers as its l3prune_encoder.json records for it",
+    )
     p.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: the checkpoint's)")
     p.add_argument(
         "--task-group",
@@ -148,16 +154,17 @@ def run_evaluate(args: argparse.Namespace) -> None:
     device = torch_device(args.device)
     config = load_tasks_file(args.tasks)  # a bad tasks file fails before the model loads
     trained_on = training_datasets_option(args.training_config)
+    num_layers, name = elastic_depth_option(args)
     hf_kwargs = {"dtype": getattr(torch, args.dtype)} if args.dtype else {}
     if args.trust_remote_code:
         hf_kwargs["trust_remote_code"] = True
-    encoder = LLMEncoder.from_pretrained(args.variant, num_layers=args.num_layers, **hf_kwargs)
+    encoder = LLMEncoder.from_pretrained(args.variant, num_layers=num_layers, **hf_kwargs)
     encoder.model.to(device)
     summary = evaluate(
         encoder,
         config,
         args.out,
-        name=args.name or default_name(args.variant, encoder, args.num_layers),
+        name=name or default_name(args.variant, encoder, num_layers),
         source=args.variant,
         batch_size=args.batch_size,
         max_length=args.max_length,
@@ -165,6 +172,21 @@ def run_evaluate(args: argparse.Namespace) -> None:
         training_datasets=trained_on,
     )
     report(summary, args.out)
+
+
+def elastic_depth_option(args: argparse.Namespace) -> tuple[int | None, str | None]:
+    """(layers, mteb name) that --elastic-depth and --num-layers ask for (None: the defaults); an
+    elastic depth is named l3prune/<base model>-elastic@<depth> unless --name is given."""
+    if args.elastic_depth is None:
+        return args.num_layers, args.name
+    from ..elastic import row_name, trained_depth_layers
+    from ..files import read_json
+
+    if args.num_layers is not None:
+        raise ValueError("give --num-layers or --elastic-depth, not both")
+    layers = trained_depth_layers(args.variant, args.elastic_depth)
+    base = read_json(Path(args.variant) / "model_info.json", if_missing={}).get("base_model", "model")
+    return layers, args.name or f"l3prune/{Path(str(base)).name}-{row_name(args.elastic_depth)}"
 
 
 def run_evaluate_untrained(args: argparse.Namespace) -> None:

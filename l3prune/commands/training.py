@@ -11,13 +11,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="contrastive LoRA training of a config's variants (the full and the pruned models)",
-        description="Train every variant of a training config (full, pNN, lNN, small, large), or one with --variant. "
+        description="Train every variant of a training config (full, pNN, lNN, small, large, and elastic: one run "
+        "at every depth of elastic_depths), or one with --variant. "
         "A finished variant is skipped; an interrupted one resumes from its last checkpoint. "
         "Several GPUs: torchrun --nproc_per_node N $(which l3prune) train CONFIG.json",
     )
     p.add_argument("config", help="training config JSON (the seed's keys plus any TrainingArguments field)")
     p.add_argument(
-        "--variant", help="train only this variant (full, small, large, or a pNN / lNN the config lists)"
+        "--variant",
+        help="train only this variant (full, small, large, elastic, or a pNN / lNN the config lists)",
     )
     p.add_argument(
         "--prune-points",

@@ -8,20 +8,21 @@ import os
 from .results import VariantResult
 
 TASK_COLOR = "0.72"
-TRAINED_COLOR, UNTRAINED_COLOR = "tab:blue", "tab:orange"
+TRAINED_COLOR, UNTRAINED_COLOR, ELASTIC_COLOR = "tab:blue", "tab:orange", "tab:green"
 WIDTH_INCHES = 7.5
 LINE_SPACING = 1.3  # between stacked task names, in font heights
 
 
 def plot_score_vs_parameters(results: list[VariantResult], path: str | os.PathLike, title: str = "") -> None:
-    """The trained and the untrained average drawn bold, each task's trained score as a faint
-    line named at its end, every variant's point named."""
+    """The trained and the untrained average drawn bold (the elastic run's depths as a line of
+    their own), each separately trained variant's task scores as faint lines named at their end,
+    every variant's point named."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display on cluster nodes
     import matplotlib.pyplot as plt
 
-    trained = _by_size(r for r in results if r.trained is not None)
+    trained = _by_size(r for r in results if r.trained is not None and not r.elastic)
     tasks = list(next(e for r in results for e in (r.trained, r.untrained) if e is not None).scores)
     scale, unit = (1e9, "billions") if max(r.num_parameters for r in results) >= 1e9 else (1e6, "millions")
     font = 7 if len(tasks) <= 12 else 6
@@ -31,8 +32,9 @@ def plot_score_vs_parameters(results: list[VariantResult], path: str | os.PathLi
     task_lines, legend = _draw_curves(ax, results, tasks if trained else [], scale)
     for r in _by_size(results):  # the name above the trained point, else above the untrained one
         y = (r.trained or r.untrained).average
-        ax.annotate(r.variant, (r.num_parameters / scale, y), textcoords="offset points", xytext=(0, 7),
-                    ha="center", fontsize=8)  # fmt: skip
+        below = r.elastic  # an elastic depth often sits on its separate variant's point: name it below
+        ax.annotate(r.variant, (r.num_parameters / scale, y), textcoords="offset points",
+                    xytext=(0, -12 if below else 7), ha="center", fontsize=8)  # fmt: skip
     ax.margins(x=0.06, y=0.08)  # room for the names above the outermost points
     ax.set_xlabel(f"parameters ({unit})")
     ax.set_ylabel("main score")
@@ -56,7 +58,8 @@ def _draw_curves(ax, results: list[VariantResult], tasks: list[str], scale: floa
     average; returns the task lines and the legend's entries."""
     from matplotlib.lines import Line2D
 
-    trained = _by_size(r for r in results if r.trained is not None)
+    trained = _by_size(r for r in results if r.trained is not None and not r.elastic)
+    elastic = _by_size(r for r in results if r.trained is not None and r.elastic)
     untrained = _by_size(r for r in results if r.untrained is not None)
 
     def x(rows):
@@ -74,6 +77,9 @@ def _draw_curves(ax, results: list[VariantResult], tasks: list[str], scale: floa
     if trained:
         legend += ax.plot(x(trained), [r.trained.average for r in trained], marker="o", color=TRAINED_COLOR,
                           linewidth=2, label="trained (average)")  # fmt: skip
+    if elastic:
+        legend += ax.plot(x(elastic), [r.trained.average for r in elastic], marker="D", color=ELASTIC_COLOR,
+                          linewidth=2, linestyle=":", label="elastic, one run (average)")  # fmt: skip
     return task_lines, legend
 
 

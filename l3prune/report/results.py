@@ -7,6 +7,10 @@ Per variant folder (results/<model>/<variant>/):
                              evaluated on the same tasks (`l3prune evaluate BASE_MODEL --num-layers K`;
                              for `full` the base model as it is)
 
+A row `elastic@<depth>` (results/<model>/elastic@small/mteb.json, `l3prune evaluate --elastic-depth`)
+is one depth of the elastic variant: its sizes are that depth's in results/<model>/elastic/model/
+model_info.json, its training cost that one run's, shared by every depth it trained.
+
 A variant needs its trained scores or its baseline's (a baseline alone: `full` when only its
 untrained reference is evaluated). Sizes come from model_info.json, which counts the parameters
 as deployed, with the adapter merged; mteb.json's count includes unmerged LoRA weights, so it is
@@ -19,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..elastic import ROW_SEPARATOR
 from ..files import read_json
 
 MTEB_FILE = "mteb.json"
@@ -50,6 +55,12 @@ class VariantResult:
     trained: Evaluation | None
     untrained: Evaluation | None
     folder: Path
+    train_steps: int | None = None  # of the run that trained it (an elastic run trains several rows)
+    train_seconds: float | None = None  # its wall-clock training time; None in older model_info.json
+
+    @property
+    def elastic(self) -> bool:
+        return ROW_SEPARATOR in self.variant
 
 
 def _read_record(path: Path, needed: tuple[str, ...], written_by: str) -> dict:
@@ -89,9 +100,7 @@ def read_variant_result(variant_dir: str | os.PathLike, untrained: bool = True) 
     if baseline is not None and not (folder / MTEB_FILE).exists():
         return _baseline_only(folder, baseline)
     trained = read_evaluation(folder / MTEB_FILE, ("encode_seconds",), "l3prune evaluate")
-    size = _read_record(
-        folder / MODEL_INFO_FILE, ("layers_after", "params_after", "params_before"), "l3prune train"
-    )
+    size = _size(folder, trained)
     if baseline is not None:
         check_same_settings(baseline, trained, size["layers_after"])
     return VariantResult(
@@ -103,7 +112,31 @@ def read_variant_result(variant_dir: str | os.PathLike, untrained: bool = True) 
         trained=trained,
         untrained=baseline,
         folder=folder,
+        train_steps=size.get("steps"),
+        train_seconds=size.get("train_seconds"),
     )
+
+
+def _size(folder: Path, trained: Evaluation) -> dict:
+    """model_info.json of the variant; for a row elastic@<depth>, the elastic run's, with that
+    depth's layers and parameters, checked against the layers the row was evaluated at."""
+    needed = ("layers_after", "params_after", "params_before")
+    if ROW_SEPARATOR not in folder.name:
+        return _read_record(folder / MODEL_INFO_FILE, needed, "l3prune train")
+    run, depth = folder.name.split(ROW_SEPARATOR, 1)
+    path = folder.parent / run / MODEL_INFO_FILE
+    info = _read_record(path, (*needed, "elastic_depths"), "l3prune train")
+    found = [d for d in info["elastic_depths"] or () if d["name"] == depth]
+    if not found:
+        trained_for = ", ".join(d["name"] for d in info["elastic_depths"] or ()) or "none"
+        raise ValueError(f"{folder}: {path} records no elastic depth {depth!r} (trained: {trained_for})")
+    layers = found[0]["layers"]
+    if trained.num_layers is not None and trained.num_layers != layers:
+        raise ValueError(
+            f"{trained.source} evaluated {trained.num_layers} layers but depth {depth} of {path.parent} has "
+            f"{layers}: evaluate it with --elastic-depth {depth}"
+        )
+    return info | {"layers_after": layers, "params_after": found[0]["params"]}
 
 
 def _baseline_only(folder: Path, baseline: Evaluation) -> VariantResult:

@@ -1,12 +1,14 @@
 """summary.csv: one row per variant of a model (results.py reads what the rows come from).
 
-Columns: variant, layers, parameters, percent_removed (of the base model's parameters), the main
-score of every task, average, encode_seconds. When any variant has an untrained baseline, also
-(before encode_seconds): untrained_average, points_lost_by_cutting (untrained `full` average
-minus this variant's untrained average) and points_recovered_by_training (trained average minus
-untrained average), in points: 100 x the difference of main scores. A cell whose inputs were
-not evaluated stays empty. The `full` row comes first, then the variants from the most
-parameters to the fewest.
+Columns: variant, layers, parameters, percent_removed (of the base model's parameters),
+train_steps and train_seconds (the steps and wall-clock seconds of the training run that produced
+the row: one elastic run produces every elastic@<depth> row, so they all show its cost; empty for
+a baseline alone or a model_info.json without them), the main score of every task, average,
+encode_seconds. When any variant has an untrained baseline, also (before encode_seconds):
+untrained_average, points_lost_by_cutting (untrained `full` average minus this variant's untrained
+average) and points_recovered_by_training (trained average minus untrained average), in points:
+100 x the difference of main scores. A cell whose inputs were not evaluated stays empty. The
+`full` row comes first, then the variants from the most parameters to the fewest.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def summary_rows(results: list[VariantResult]) -> list[dict]:
             "layers": r.num_layers,
             "parameters": r.num_parameters,
             "percent_removed": None if base is None else round(100 * (1 - r.num_parameters / base), 2),
+            "train_steps": r.train_steps,
+            "train_seconds": None if r.train_seconds is None else round(r.train_seconds, 1),
             **{task: trained and round(trained.scores[task], 4) for task in tasks},
             "average": trained and round(trained.average, 4),
         }

@@ -12,10 +12,11 @@ from snakemake.utils import validate
 
 from l3prune.code_version import code_version
 from l3prune.config import load_config, step_settings
+from l3prune.elastic import ELASTIC, POINT_DEPTHS, ROW_SEPARATOR, depth_names, row_name
 from l3prune.variants import (
-    L3PRUNE_VARIANTS,
     check_variant_name,
     load_prune_points,
+    needs_prune_points,
     variant_names,
 )
 from l3prune.assets.hub_model import hub_repo_id, model_folder
@@ -67,9 +68,13 @@ def one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
+_PRUNED = r"full|small|large|p\d+(?:\.\d+)?|l\d+"
+
+
 wildcard_constraints:
     model=one_of(MODELS),
-    variant=r"full|small|large|p\d+(?:\.\d+)?|l\d+",
+    # a trained variant, or a row elastic@<depth>: the elastic variant evaluated at one of its depths
+    variant=rf"{_PRUNED}|{ELASTIC}|{ELASTIC}{ROW_SEPARATOR}(?:{_PRUNED})",
 
 
 @functools.cache
@@ -160,7 +165,7 @@ def train_inputs(wildcards):
     a layerwise rerun that picks the same counts retrains neither."""
     # a variant the training config does not define fails here, before any job, not in train
     check_variant_name(training_config(wildcards.model), wildcards.variant)
-    if wildcards.variant in L3PRUNE_VARIANTS:
+    if needs_prune_points(training_config(wildcards.model), wildcards.variant):
         checkpoints.prune_points.get(model=wildcards.model)
     return model_inputs(wildcards)
 
@@ -170,17 +175,23 @@ def prune_points_file(model):
 
 
 def prune_layers(wildcards):
-    """The layer count a variant is pruned to when L3Prune picks it (empty for the others)."""
-    if wildcards.variant not in L3PRUNE_VARIANTS:
+    """The layer count a variant is pruned to when L3Prune picks it (for the elastic variant, those
+    of its depths small and large, e.g. `small=8 large=20`; empty for the others)."""
+    cfg = training_config(wildcards.model)
+    if not needs_prune_points(cfg, wildcards.variant):
         return ""
     checkpoints.prune_points.get(model=wildcards.model)
-    return load_prune_points(prune_points_file(wildcards.model))[wildcards.variant]
+    points = load_prune_points(prune_points_file(wildcards.model))
+    if wildcards.variant == ELASTIC:
+        named = [n for n in depth_names(cfg.elastic_depths) if n in POINT_DEPTHS]
+        return " ".join(f"{name}={points[name]}" for name in named)
+    return points[wildcards.variant]
 
 
 def prune_points_option(wildcards):
     """The train command's prune points option (none for variants that need none), as words
     for the shell to quote."""
-    if wildcards.variant not in L3PRUNE_VARIANTS:
+    if not needs_prune_points(training_config(wildcards.model), wildcards.variant):
         return []
     return ["--prune-points", prune_points_file(wildcards.model)]
 
@@ -197,11 +208,50 @@ def untrained_inputs(wildcards):
     }
 
 
+def rows(model):
+    """What a model's evaluation scores: each trained variant, the elastic one as one row per
+    depth (elastic@small, ...) in its place."""
+    names = []
+    for name in variants(model):
+        if name == ELASTIC:
+            depths = depth_names(training_config(model).elastic_depths)
+            names += [row_name(depth) for depth in depths]
+        else:
+            names.append(name)
+    return names
+
+
+def trained_variant(model, row):
+    """The trained variant a row is evaluated from (`elastic` for elastic@<depth>), checked."""
+    variant, _, depth = row.partition(ROW_SEPARATOR)
+    cfg = training_config(model)
+    check_variant_name(cfg, variant)
+    if depth and depth not in depth_names(cfg.elastic_depths):
+        raise ValueError(
+            f"{cfg.source}: no elastic depth {depth!r}; elastic_depths has: "
+            f"{', '.join(depth_names(cfg.elastic_depths))}"
+        )
+    return variant
+
+
+def evaluated_model(wildcards):
+    """The model folder a row's evaluation loads."""
+    return f"results/{wildcards.model}/{trained_variant(wildcards.model, wildcards.variant)}/model"
+
+
+def evaluate_options(wildcards):
+    """evaluate's options beyond the tasks: --trust-remote-code where the training config opts in,
+    --elastic-depth for a row elastic@<depth>; as words for the shell to quote."""
+    _, _, depth = wildcards.variant.partition(ROW_SEPARATOR)
+    return remote_code_option(wildcards) + (["--elastic-depth", depth] if depth else [])
+
+
 def report_variants(model):
-    """The variants a model's report lists: its trained ones, and `full` when its untrained
-    baseline is evaluated (the reference for what cutting costs) though it is not trained.
+    """The rows a model's report lists: its trained variants (the elastic one by depth), and
+    `full` when its untrained baseline is evaluated (the reference for what cutting costs)
+    though it is not trained.
     """
-    names = variants(model)
+    names = rows(model)
     if MODELS[model]["untrained_baselines"] and "full" not in names:
         names = ["full", *names]
     return names
@@ -211,10 +261,11 @@ def untrained_files(wildcards):
     """The untrained baselines the report reads (none when the model's switch is off)."""
     if not MODELS[wildcards.model]["untrained_baselines"]:
         return []
+    # an elastic depth's baseline is the separate variant's: the same base model cut alike
     return expand(
         "results/{model}/{variant}/untrained/mteb.json",
         model=wildcards.model,
-        variant=report_variants(wildcards.model),
+        variant=[v for v in report_variants(wildcards.model) if ROW_SEPARATOR not in v],
     )
 
 
@@ -226,11 +277,14 @@ def local_task_files(wildcards):
     return local_task_paths(tasks)
 
 
-def variant_files(path):
-    """An input function: `path` (with {model} and {variant}) for each variant of the model."""
+def variant_files(path, of=None):
+    """An input function: `path` (with {model} and {variant}) for each variant of the model, or
+    each of `of(model)` (e.g. rows)."""
 
     def files(wildcards):
-        return expand(path, model=wildcards.model, variant=variants(wildcards.model))
+        return expand(
+            path, model=wildcards.model, variant=(of or variants)(wildcards.model)
+        )
 
     return files
 

@@ -7,7 +7,7 @@ GROUPS = {model: spec.get("evaluation_groups", 1) for model, spec in MODELS.item
 
 rule evaluate:
     input:
-        model="results/{model}/{variant}/model",
+        model=evaluated_model,
         tasks=lambda wildcards: MODELS[wildcards.model]["tasks"],
         task_files=local_task_files,
     output:
@@ -25,19 +25,20 @@ rule evaluate:
         runtime=job_resource("evaluate", "runtime"),
     params:
         **step_params(None, "evaluation"),
-        remote_code=remote_code_option,
+        # --trust-remote-code where the config opts in; --elastic-depth for a row elastic@<depth>
+        options=evaluate_options,
         # the training data's mteb tasks go into the model record (training_datasets)
         config=lambda wildcards: MODELS[wildcards.model]["training_config"],
     shell:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
         " --name l3prune/{wildcards.model}-{wildcards.variant} --training-config {params.config:q}"
-        " {params.remote_code:q}"
+        " {params.options:q}"
         " 2>&1 | tee {log:q}"
 
 
 rule evaluate_group:
     input:
-        model="results/{model}/{variant}/model",
+        model=evaluated_model,
         tasks=lambda wildcards: MODELS[wildcards.model]["tasks"],
         task_files=local_task_files,
     output:
@@ -57,13 +58,14 @@ rule evaluate_group:
         runtime=job_resource("evaluate", "runtime"),
     params:
         **step_params(None, "evaluation"),
-        remote_code=remote_code_option,
+        # --trust-remote-code where the config opts in; --elastic-depth for a row elastic@<depth>
+        options=evaluate_options,
         # the training data's mteb tasks go into the model record (training_datasets)
         config=lambda wildcards: MODELS[wildcards.model]["training_config"],
     shell:
         "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
         " --name l3prune/{wildcards.model}-{wildcards.variant} --training-config {params.config:q}"
-        " {params.remote_code:q}"
+        " {params.options:q}"
         " --task-group {wildcards.group} --task-groups {wildcards.groups} 2>&1 | tee {log:q}"
 
 

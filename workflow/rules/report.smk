@@ -1,6 +1,6 @@
 rule report:
     input:
-        scores=variant_files("results/{model}/{variant}/mteb.json"),
+        scores=variant_files("results/{model}/{variant}/mteb.json", of=rows),
         sizes=variant_files("results/{model}/{variant}/model"),
         untrained=untrained_files,
     output:
