@@ -97,7 +97,8 @@ class Step:
 def _build_model(out_dir: Path, sources: list[Path]) -> None:
     from .gguf import gguf_to_hf_folder
 
-    gguf_to_hf_folder(sources[0], out_dir / "model")
+    source = {"repo_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "converted_from": SMOLLM2_GGUF.describe()}
+    gguf_to_hf_folder(sources[0], out_dir / "model", source)
 
 
 def _build_training_pairs(out_dir: Path, sources: list[Path]) -> None:
