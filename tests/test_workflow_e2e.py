@@ -117,8 +117,8 @@ def test_whole_workflow_runs_and_a_rerun_does_nothing(workdir, tiny_llama):
     with open(workdir / "results/tiny/summary.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == [
-        "variant", "layers", "parameters", "percent_removed", "TinySTS", "TinyClassification", "TinyClustering",
-        "average", "untrained_average", "points_lost_by_cutting", "points_recovered_by_training", "encode_seconds",
+        "variant", "layers", "parameters", "percent_removed", "train_steps", "train_seconds", "TinySTS",
+        "TinyClassification", "TinyClustering", "average", "untrained_average", "points_lost_by_cutting", "points_recovered_by_training", "encode_seconds",
     ]  # fmt: skip
     by_variant = {row["variant"]: row for row in rows}
     assert rows[0]["variant"] == "full" and set(by_variant) == {"full", "small", "large"}

@@ -6,6 +6,7 @@ import json
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 from test_workflow import REPO, by_rule, dry_run
+from test_workflow_e2e import snakemake, workdir  # noqa: F401 -- workdir is a fixture
 
 ROWS = ("elastic@small", "elastic@large", "elastic@full")
 
@@ -81,3 +82,30 @@ def test_a_depth_the_config_does_not_train_fails_before_any_job(tmp_path, target
 def test_the_elastic_variant_is_not_exported_as_one_model(tmp_path):
     jobs = by_rule(dry_run(tmp_path, config={"models": {"demo": {"export": True}}}))
     assert sorted(job.wildcards["variant"] for job in jobs["export"]) == ["full", "large", "small"]
+
+
+@pytest.mark.slow
+def test_the_elastic_rows_run_end_to_end_next_to_the_separate_variants(workdir):  # noqa: F811
+    import csv
+
+    config = json.loads((workdir / "train.json").read_text())
+    (workdir / "train.json").write_text(json.dumps(config | {"elastic_depths": ["small", "large", "full"]}))
+    run = snakemake(workdir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    points = json.loads((workdir / "results/tiny/prune_points.json").read_text())
+    with open(workdir / "results/tiny/summary.csv", newline="") as file:
+        rows = {row["variant"]: row for row in csv.DictReader(file)}
+    assert set(rows) == {"full", "small", "large", *ROWS}
+    info = json.loads((workdir / "results/tiny/elastic/model/model_info.json").read_text())
+    for row, depth in zip(ROWS, ("small", "large", "full"), strict=True):
+        layers = 4 if depth == "full" else points[depth]
+        assert int(rows[row]["layers"]) == layers
+        assert rows[row]["parameters"] == rows[depth]["parameters"]  # the same cut, trained another way
+        evaluated = json.loads((workdir / f"results/tiny/{row}/mteb.json").read_text())
+        assert evaluated["num_layers"] == layers and evaluated["model"] == f"l3prune/tiny-{row}"
+        assert rows[row]["train_steps"] == "2" and float(rows[row]["train_seconds"]) == round(
+            info["train_seconds"], 1
+        )
+    for variant in ("full", "small", "large"):
+        own = json.loads((workdir / f"results/tiny/{variant}/model/model_info.json").read_text())
+        assert float(rows[variant]["train_seconds"]) == round(own["train_seconds"], 1) > 0
