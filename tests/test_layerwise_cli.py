@@ -109,7 +109,7 @@ def test_prune_points_errors_are_one_line(tmp_path, capsys):
 def test_layerwise_loss_computes_the_curve_train_picks_its_points_from(config_file, tmp_path, monkeypatch):
     """`l3prune train` (autoprune) and `l3prune layerwise-loss` share their setup: the same curve."""
     from l3prune.config import load_config
-    from l3prune.training import autoprune
+    from l3prune.layerwise import run as autoprune
 
     config_file.write_text(
         json.dumps(json.loads(config_file.read_text()) | {"l3prune_batch_size": 4, "l3prune_num_batches": 3})

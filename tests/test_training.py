@@ -13,8 +13,9 @@ from tiny_models import FAMILIES
 
 from l3prune import LLMEncoder
 from l3prune.config import load_config, parse_config
+from l3prune.precision import resolve_precision
 from l3prune.training import run as run_module
-from l3prune.training.arguments import resolve_precision, training_arguments
+from l3prune.training.arguments import training_arguments
 from l3prune.training.collator import ContrastiveCollator
 from l3prune.training.lora import add_lora
 from l3prune.training.run import train

@@ -194,7 +194,7 @@ def run_evaluate_untrained(args: argparse.Namespace) -> None:
     from ..encoder import LLMEncoder
     from ..evaluation.run import evaluate
     from ..evaluation.tasks_file import load_tasks_file
-    from ..training.arguments import encoder_kwargs, resolve_precision
+    from ..precision import encoder_kwargs, resolve_precision
     from ..variants import load_prune_points, variant_value
     from .options import with_local_model
 

@@ -44,7 +44,7 @@ def run_layerwise_loss(args: argparse.Namespace) -> None:
 
     from ..config import load_config
     from ..files import write_json
-    from ..training.autoprune import layerwise_run
+    from ..layerwise.run import layerwise_run
 
     batch_size = at_least_one("--batch-size", args.batch_size)
     num_batches = at_least_one("--num-batches", args.num_batches)

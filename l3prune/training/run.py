@@ -29,10 +29,11 @@ from ..encoder import LLMEncoder
 from ..encoder.layers import layers_to_keep
 from ..encoder.llm_encoder import load_model_config
 from ..files import write_json
+from ..layerwise.run import find_prune_points
 from ..loss.utils import load_loss
+from ..precision import encoder_kwargs, resolve_precision
 from ..variants import check_variant_name, needs_prune_points, variant_names, variant_value
-from .arguments import encoder_kwargs, resolve_precision, training_arguments
-from .autoprune import find_prune_points
+from .arguments import training_arguments
 from .callbacks import StepLimitProgress, StopAfterSteps, TrainingLogCSV
 from .lora import add_lora
 from .run_record import claim_work_folder, run_record, write_record

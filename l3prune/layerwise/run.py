@@ -14,10 +14,10 @@ import torch
 from ..config import TrainConfig
 from ..dataset.utils import load_dataset
 from ..encoder import LLMEncoder
-from ..layerwise import layerwise_loss, select_prune_points
 from ..loss.utils import load_loss
+from ..precision import encoder_kwargs, resolve_precision
 from ..variants import check_prune_points
-from .arguments import encoder_kwargs, resolve_precision
+from .core import layerwise_loss, select_prune_points
 
 logger = logging.getLogger(__name__)
 
