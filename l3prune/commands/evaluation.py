@@ -1,4 +1,4 @@
-"""`l3prune evaluate` and `l3prune evaluate-merge`. Light to import: mteb and torch load only when
+"""`l3prune evaluate`, `l3prune evaluate-untrained` and `l3prune evaluate-merge`. Light to import: mteb and torch load only when
 the command runs."""
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def register(subparsers) -> None:
+    _register_evaluate(subparsers)
+    _register_evaluate_untrained(subparsers)
+    _register_evaluate_merge(subparsers)
+
+
+def _register_evaluate(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="score an encoder (a trained variant or a base model) on MTEB and local tasks",
@@ -68,6 +74,8 @@ def register(subparsers) -> None:
     )
     p.set_defaults(func=run_evaluate)
 
+
+def _register_evaluate_untrained(subparsers) -> None:
     untrained = subparsers.add_parser(
         "evaluate-untrained",
         help="score a variant's base model cut to its layers, untrained: what training is measured against",
@@ -95,6 +103,8 @@ def register(subparsers) -> None:
     add_device_option(untrained)
     untrained.set_defaults(func=run_evaluate_untrained)
 
+
+def _register_evaluate_merge(subparsers) -> None:
     merge = subparsers.add_parser(
         "evaluate-merge",
         help="assemble a variant's mteb.json from the parts of a split evaluation",

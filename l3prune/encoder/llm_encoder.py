@@ -151,19 +151,8 @@ class LLMEncoder(torch.nn.Module):
         """
         if num_layers is not None and prune is not None:
             raise ValueError("give num_layers or prune, not both")
-        if "torch_dtype" in hf_kwargs:  # the seed's (transformers 4) spelling
-            hf_kwargs["dtype"] = hf_kwargs.pop("torch_dtype")
-        hf_kwargs.setdefault("trust_remote_code", False)
-        if "gguf_file" not in hf_kwargs:  # pickled .bin weights can run code when loaded
-            hf_kwargs.setdefault("use_safetensors", True)
-        folder = Path(name_or_path)
-        adapter_config = read_json(folder / "adapter_config.json", if_missing={})
-        if adapter_config:  # an adapter folder: the weights live in its base model
-            adapter = adapter or folder
-        # settings saved with the model, then with the adapter (its layer count, pooling, lengths)
-        saved = read_json(folder / SETTINGS_FILE, if_missing={})
-        if adapter is not None and Path(adapter) != folder:
-            saved |= read_json(Path(adapter) / SETTINGS_FILE, if_missing={})
+        hf_kwargs = _safe_loading(hf_kwargs)
+        source = _Source.read(name_or_path, adapter)
         explicit = dict(
             pooling_mode=pooling_mode,
             max_length=max_length,
@@ -171,75 +160,18 @@ class LLMEncoder(torch.nn.Module):
             skip_instruction=skip_instruction,
             use_chat_template=use_chat_template,
         )
-        settings = (
-            DEFAULTS
-            | {k: v for k, v in saved.items() if k in DEFAULTS}
-            | {k: v for k, v in explicit.items() if v is not None}
-        )
-
-        base = str(name_or_path)
-        if adapter_config:
-            base = saved.get("base_model") or adapter_config.get("base_model_name_or_path")
-            if not base:
-                raise ValueError(f"{folder / 'adapter_config.json'} names no base_model_name_or_path")
-        if adapter is not None and num_layers is None and prune is None:
-            num_layers = saved.get("num_layers")  # the adapter was trained on that many layers
-
+        settings = source.settings(explicit)
+        if source.adapter is not None and num_layers is None and prune is None:
+            num_layers = source.saved.get("num_layers")  # the adapter was trained on that many layers
         shared = {k: hf_kwargs[k] for k in _SHARED_HF_KWARGS if k in hf_kwargs}
-        config = load_model_config(base, **shared)
-        total = config.num_hidden_layers
-        keep = None
-        if prune is not None:
-            keep = layers_to_keep(prune, total)
-        elif num_layers is not None:
-            if (
-                isinstance(num_layers, bool)
-                or not isinstance(num_layers, int)
-                or not 1 <= num_layers <= total
-            ):
-                raise ValueError(
-                    f"num_layers={num_layers!r} is not a layer count from 1 to {total} for {base}"
-                )
-            keep = num_layers
-        if keep is not None:
-            truncate_config(config, keep)
-        try:
-            with _quiet_unexpected_keys_report():
-                model, info = AutoModel.from_pretrained(
-                    base, config=config, output_loading_info=True, **hf_kwargs
-                )
-        except OSError as error:
-            if hf_kwargs.get("use_safetensors") and "safetensors" in str(error):
-                raise ValueError(
-                    f"{base} has no safetensors weights; l3prune loads safetensors only, since pickled .bin "
-                    "weights can run code when loaded (pass use_safetensors=False to accept that risk)"
-                ) from None
-            raise
-        unexpected = [k for k in info.get("unexpected_keys", ()) if not _is_dropped_layer_key(k, keep, total)]
-        if unexpected:
-            logger.warning(
-                "weights in %s not used by the model: %s", base, ", ".join(sorted(unexpected)[:10])
-            )
-        missing = sorted(info.get("missing_keys", ())) + sorted(
-            str(m[0]) for m in info.get("mismatched_keys", ())
-        )
-        if missing:
-            logger.warning(
-                "weights missing from %s or of the wrong shape, so randomly initialised: %s",
-                base,
-                ", ".join(missing[:10]),
-            )
-        if "gguf_file" in hf_kwargs:  # weights come out dequantised: a plain model from here on
-            model.hf_quantizer = None
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-        tokenizer_source = folder if (folder / "tokenizer_config.json").is_file() else base
-        tokenizer_kwargs = shared if tokenizer_source == base else {}
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **tokenizer_kwargs)
-        if adapter is not None:
-            model = cls._attach_adapter(model, adapter, merge_adapter)
-        encoder = cls(model, tokenizer, base_model_name_or_path=base, **settings)
-        encoder.trained_depths = saved.get(ELASTIC_DEPTHS)
+        config = load_model_config(source.base, **shared)
+        keep = _layers_kept(config.num_hidden_layers, num_layers, prune, source.base)
+        model = _load_model(source.base, config, keep, hf_kwargs)
+        tokenizer = source.tokenizer(shared)
+        if source.adapter is not None:
+            model = cls._attach_adapter(model, source.adapter, merge_adapter)
+        encoder = cls(model, tokenizer, base_model_name_or_path=source.base, **settings)
+        encoder.trained_depths = source.saved.get(ELASTIC_DEPTHS)
         encoder.source = str(name_or_path)
         encoder._check_trained_depth()
         return encoder
@@ -430,6 +362,104 @@ class LLMEncoder(torch.nn.Module):
             if self.has_adapter:
                 settings["base_model"] = self.base_model_name_or_path
             (staging / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _safe_loading(hf_kwargs: dict) -> dict:
+    """transformers' loading keywords with the safe defaults: no remote code, safetensors only
+    (pickled .bin weights can run code when loaded), and the seed's `torch_dtype` spelling read."""
+    hf_kwargs = dict(hf_kwargs)
+    if "torch_dtype" in hf_kwargs:  # the seed's (transformers 4) spelling
+        hf_kwargs["dtype"] = hf_kwargs.pop("torch_dtype")
+    hf_kwargs.setdefault("trust_remote_code", False)
+    if "gguf_file" not in hf_kwargs:
+        hf_kwargs.setdefault("use_safetensors", True)
+    return hf_kwargs
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What `from_pretrained` was given: a model (hub name or folder), a saved encoder, or an
+    adapter folder, whose weights live in its base model."""
+
+    folder: Path
+    adapter: Path | None
+    saved: dict  # settings saved with the model, then with the adapter (layer count, pooling, lengths)
+    base: str  # the base model's name or folder
+
+    @classmethod
+    def read(cls, name_or_path, adapter) -> _Source:
+        folder = Path(name_or_path)
+        adapter_config = read_json(folder / "adapter_config.json", if_missing={})
+        if adapter_config:
+            adapter = adapter or folder
+        saved = read_json(folder / SETTINGS_FILE, if_missing={})
+        if adapter is not None and Path(adapter) != folder:
+            saved |= read_json(Path(adapter) / SETTINGS_FILE, if_missing={})
+        base = str(name_or_path)
+        if adapter_config:
+            base = saved.get("base_model") or adapter_config.get("base_model_name_or_path")
+            if not base:
+                raise ValueError(f"{folder / 'adapter_config.json'} names no base_model_name_or_path")
+        return cls(folder, None if adapter is None else Path(adapter), saved, base)
+
+    def settings(self, explicit: dict) -> dict:
+        """The encoder settings: the defaults, then the saved ones, then those given explicitly."""
+        saved = {k: v for k, v in self.saved.items() if k in DEFAULTS}
+        return DEFAULTS | saved | {k: v for k, v in explicit.items() if v is not None}
+
+    def tokenizer(self, shared_kwargs: dict):
+        """The folder's own tokenizer when it has one (a saved encoder), else the base model's."""
+        if (self.folder / "tokenizer_config.json").is_file():
+            return AutoTokenizer.from_pretrained(self.folder)
+        return AutoTokenizer.from_pretrained(self.base, **shared_kwargs)
+
+
+def _layers_kept(total: int, num_layers: int | None, prune: float | None, base: str) -> int | None:
+    """How many layers to build: `prune` with prune()'s semantics, or `num_layers`; None: all."""
+    if prune is not None:
+        return layers_to_keep(prune, total)
+    if num_layers is None:
+        return None
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= total:
+        raise ValueError(f"num_layers={num_layers!r} is not a layer count from 1 to {total} for {base}")
+    return num_layers
+
+
+def _load_model(base: str, config, keep: int | None, hf_kwargs: dict):
+    """The base model with only its first `keep` layers built; missing, misshapen and really
+    unexpected weights are reported."""
+    total = config.num_hidden_layers
+    if keep is not None:
+        truncate_config(config, keep)
+    try:
+        with _quiet_unexpected_keys_report():
+            model, info = AutoModel.from_pretrained(
+                base, config=config, output_loading_info=True, **hf_kwargs
+            )
+    except OSError as error:
+        if hf_kwargs.get("use_safetensors") and "safetensors" in str(error):
+            raise ValueError(
+                f"{base} has no safetensors weights; l3prune loads safetensors only, since pickled .bin "
+                "weights can run code when loaded (pass use_safetensors=False to accept that risk)"
+            ) from None
+        raise
+    unexpected = [k for k in info.get("unexpected_keys", ()) if not _is_dropped_layer_key(k, keep, total)]
+    if unexpected:
+        logger.warning("weights in %s not used by the model: %s", base, ", ".join(sorted(unexpected)[:10]))
+    missing = sorted(info.get("missing_keys", ())) + sorted(
+        str(m[0]) for m in info.get("mismatched_keys", ())
+    )
+    if missing:
+        logger.warning(
+            "weights missing from %s or of the wrong shape, so randomly initialised: %s",
+            base,
+            ", ".join(missing[:10]),
+        )
+    if "gguf_file" in hf_kwargs:  # weights come out dequantised: a plain model from here on
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model
 
 
 def _is_dropped_layer_key(key: str, keep: int | None, total: int) -> bool:

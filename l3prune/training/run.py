@@ -97,22 +97,12 @@ def train_variant(
 ) -> Path:
     """Train one variant (`prune`: None, a fraction to drop or a layer count to keep) into `folder`,
     resuming from the last checkpoint of an earlier, interrupted run with the same settings."""
-    from transformers import set_seed
-
     folder = Path(folder)
     work = partial_folder(folder)
     dtype, bf16, fp16 = resolve_precision(config)
     args = training_arguments(config, work / "checkpoints", bf16, fp16)
     layers_before, params_before = full_model_size(config.model_name_or_path, config.trust_remote_code)
-    if prune_points is not None and prune_points["num_layers"] != layers_before:
-        raise ValueError(
-            f"the prune points were computed for a {prune_points['num_layers']}-layer model, "
-            f"but {config.model_name_or_path} has {layers_before} layers"
-        )
-    depths = None
-    if name == ELASTIC:  # the deepest depth's layers, trained at every depth
-        depths = resolve_depths(config.elastic_depths, layers_before, prune_points, config.source)
-        prune = depths[-1].layers if depths[-1].layers < layers_before else None
+    prune, depths = _what_to_prune(config, name, prune, layers_before, prune_points)
     layers = layers_before if prune is None else layers_to_keep(prune, layers_before)
     global_batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
     depths_json = None if depths is None else [d.as_json() for d in depths]
@@ -120,26 +110,13 @@ def train_variant(
     with args.main_process_first(local=False, desc="checking the work folder"):
         if args.should_save:  # the others wait, then find only checkpoints of these settings
             claim_work_folder(work, record)
-    set_seed(args.seed)  # the adapter's initial weights
-    encoder = LLMEncoder.from_pretrained(
-        config.model_name_or_path, prune=prune, device_map=args.device, **encoder_kwargs(config, dtype)
-    )
-    params_after = encoder.num_parameters()
-    depths_info = None if depths is None else depth_sizes(encoder, depths_json)
+    encoder, params_after, trainable, depths_info = _encoder_to_train(config, prune, args, dtype, depths_json)
     logger.info(
         "variant %s: %d of %d layers, %s parameters",
         name,
         encoder.num_layers,
         layers_before,
         f"{params_after:,}",
-    )
-    # a KV cache would keep every layer's keys and values alive in training
-    encoder.model.config.use_cache = False
-    encoder.trained_depths = depths_json  # saved with every checkpoint and the final folder
-    trainable = (
-        add_lora(encoder, config.lora_r, config.lora_scaling_alpha, config.lora_dropout)
-        if config.use_adapter
-        else params_after
     )
     trainer = _trainer(config, encoder, args, name, work, depths)
     steps, seconds, resumed_from = _train(trainer, config, name, work, record)
@@ -167,6 +144,43 @@ def train_variant(
         _finish(encoder, work, folder, info)
     trainer.accelerator.wait_for_everyone()
     return folder
+
+
+def _what_to_prune(config: TrainConfig, name: str, prune, layers_before: int, prune_points: Mapping | None):
+    """(prune value, elastic depths or None) of a variant, its prune points checked against the
+    base model. The elastic variant keeps its deepest depth's layers and trains at every depth."""
+    if prune_points is not None and prune_points["num_layers"] != layers_before:
+        raise ValueError(
+            f"the prune points were computed for a {prune_points['num_layers']}-layer model, "
+            f"but {config.model_name_or_path} has {layers_before} layers"
+        )
+    if name != ELASTIC:
+        return prune, None
+    depths = resolve_depths(config.elastic_depths, layers_before, prune_points, config.source)
+    return (depths[-1].layers if depths[-1].layers < layers_before else None), depths
+
+
+def _encoder_to_train(config: TrainConfig, prune, args, dtype, depths_json):
+    """(encoder, its parameters, the trainable ones, each elastic depth's size or None): the base
+    model cut as `prune` says, with a fresh LoRA adapter when the config uses one (seeded, so a
+    rerun starts from the same weights); sizes are counted before the adapter is added."""
+    from transformers import set_seed
+
+    set_seed(args.seed)  # the adapter's initial weights
+    encoder = LLMEncoder.from_pretrained(
+        config.model_name_or_path, prune=prune, device_map=args.device, **encoder_kwargs(config, dtype)
+    )
+    params = encoder.num_parameters()
+    depths_info = None if depths_json is None else depth_sizes(encoder, depths_json)
+    # a KV cache would keep every layer's keys and values alive in training
+    encoder.model.config.use_cache = False
+    encoder.trained_depths = depths_json  # saved with every checkpoint and the final folder
+    trainable = (
+        add_lora(encoder, config.lora_r, config.lora_scaling_alpha, config.lora_dropout)
+        if config.use_adapter
+        else params
+    )
+    return encoder, params, trainable, depths_info
 
 
 def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Path, depths=None):
@@ -217,9 +231,11 @@ def _train(trainer, config: TrainConfig, name: str, work: Path, record: dict) ->
     """Train (resuming from the work folder's last checkpoint); returns the steps trained, the
     wall-clock seconds this call trained and the step it resumed from. A run whose last checkpoint
     reached stop_after_n_steps is only finished from it."""
-    from .trainer import last_checkpoint, load_checkpoint_weights
+    from .trainer import last_checkpoint, load_checkpoint_weights, remove_incomplete_checkpoints
 
     args = trainer.args
+    if args.should_save:
+        remove_incomplete_checkpoints(args.output_dir)
     last = last_checkpoint(args.output_dir)
     last_step = int(last.rsplit("-", 1)[1]) if last else 0
     if last and config.stop_after_n_steps is not None and last_step >= config.stop_after_n_steps:
