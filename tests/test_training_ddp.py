@@ -12,6 +12,8 @@ import pytest
 import torch
 from test_training import adapter, make_config, pairs, read_log  # noqa: F401 -- pairs is a fixture
 
+from l3prune.training.trainer import COMPLETE_MARK
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -121,9 +123,10 @@ def test_two_processes_checkpoint_every_step_and_resume_after_a_kill(tiny_llama,
     assert result.returncode != 0
     checkpoints = two.with_name("full.partial") / "checkpoints"
     assert not two.exists()
-    assert sorted(p.name for p in checkpoints.iterdir()) == [".incomplete", "checkpoint-1", "checkpoint-2"]
-    staged = sorted(p.name for p in (checkpoints / ".incomplete" / "checkpoint-3").iterdir())
-    assert "rng_state_0.pth" in staged and "rng_state_1.pth" not in staged
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    staged = sorted(p.name for p in (checkpoints / "checkpoint-3").iterdir())
+    assert "rng_state_0.pth" in staged and "rng_state_1.pth" not in staged and COMPLETE_MARK not in staged
+    assert all((checkpoints / f"checkpoint-{n}" / COMPLETE_MARK).is_file() for n in (1, 2))
     listing = tmp_path / "checkpoints.json"
     spy = tmp_path / "checkpoints_at_finish.py"
     spy.write_text(CHECKPOINTS_AT_FINISH.format(out=str(listing)))

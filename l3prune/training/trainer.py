@@ -1,28 +1,36 @@
-"""The HF Trainer taught contrastive training of an LLMEncoder, with checkpoints written atomically.
+"""The HF Trainer taught contrastive training of an LLMEncoder, with checkpoints that count only
+when complete.
 
 Each checkpoint is a loadable encoder (`LLMEncoder.from_pretrained(checkpoint)`: the adapter, or
 the weights, plus l3prune_encoder.json) next to the Trainer's optimizer, scheduler and RNG
-states. It is written into `<output_dir>/.incomplete/` and moved to `<output_dir>/checkpoint-N`
-only once every process has finished writing, so a run killed mid-save never leaves a
-`checkpoint-N` behind for the next run to resume from.
+states. Once every process has written its part, the Trainer's public `on_save` event marks it
+complete (COMPLETE_MARK); a run killed mid-save leaves a `checkpoint-N` without the mark, which is
+never resumed from and is removed before training goes on.
+
+Private Trainer methods overridden, as sentence-transformers' own trainer does: `_save` (a
+checkpoint's weights are the encoder's own save) and `_load_from_checkpoint` (they load back the
+same way); tests/test_trainer_hooks.py fails on a transformers release that changes them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from accelerate.utils import send_to_device
-from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..loss.cached import cache_gradients
 from .collator import ContrastiveCollator
 
-STAGING_DIR = ".incomplete"
+COMPLETE_MARK = "l3prune_complete"  # in a checkpoint-N folder: every process finished writing it
+_CHECKPOINT = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
 
 
 class ContrastiveModel(torch.nn.Module):
@@ -52,9 +60,35 @@ class ContrastiveModel(torch.nn.Module):
         )
 
 
+def checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoint-N folders in `checkpoint_dir`, complete or not, oldest step first."""
+    folder = Path(checkpoint_dir)
+    found = [p for p in folder.iterdir() if p.is_dir() and _CHECKPOINT.fullmatch(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(_CHECKPOINT.fullmatch(p.name).group(1)))
+
+
 def last_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
     """The newest complete checkpoint-N in `checkpoint_dir`, or None (also when the folder does not exist)."""
-    return get_last_checkpoint(str(checkpoint_dir)) if os.path.isdir(checkpoint_dir) else None
+    complete = [p for p in checkpoints(checkpoint_dir) if (p / COMPLETE_MARK).is_file()]
+    return str(complete[-1]) if complete else None
+
+
+def remove_incomplete_checkpoints(checkpoint_dir: str | os.PathLike) -> None:
+    """Remove what a killed run left half-written, before a new save of the same step could mix with it."""
+    for checkpoint in checkpoints(checkpoint_dir):
+        if not (checkpoint / COMPLETE_MARK).is_file():
+            shutil.rmtree(checkpoint)
+
+
+class MarkCompleteCheckpoints(TrainerCallback):
+    """Marks each checkpoint complete once every process has written its part (the Trainer calls
+    `on_save` on every process after writing a checkpoint)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        PartialState().wait_for_everyone()
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            (folder / COMPLETE_MARK).write_text("")
 
 
 def load_checkpoint_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
@@ -114,7 +148,7 @@ class ContrastiveTrainer(Trainer):
             args=args,
             train_dataset=train_dataset,
             data_collator=ContrastiveCollator(encoder.tokenize),
-            callbacks=callbacks,
+            callbacks=[*(callbacks or []), MarkCompleteCheckpoints()],
         )
         self.encoder = encoder
         self.loss_fn = loss_fn
@@ -184,24 +218,3 @@ class ContrastiveTrainer(Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_checkpoint_weights(self.encoder.model, resume_from_checkpoint)
 
-    def _get_output_dir(self, trial) -> str:
-        # the Trainer writes every checkpoint here; _save_checkpoint moves it out once complete
-        return os.path.join(super()._get_output_dir(trial), STAGING_DIR)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        staging = self._get_output_dir(trial)
-        if self.args.should_save:
-            shutil.rmtree(staging, ignore_errors=True)  # what a killed run left half-written
-        self.accelerator.wait_for_everyone()
-        super()._save_checkpoint(model, trial)
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            target = os.path.join(self.args.output_dir, name)
-            if os.path.isdir(
-                target
-            ):  # only after a change of save_steps: a stale checkpoint of the same step
-                shutil.rmtree(target)
-            os.replace(os.path.join(staging, name), target)
-            os.rmdir(staging)
-            rotate_checkpoints(self.args.output_dir, self.args.save_total_limit)
