@@ -7,6 +7,8 @@ already on disk never hide a job.
 import json
 import logging
 import os
+import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -97,6 +99,43 @@ def dry_run(workdir: Path, targets=(), config: dict | None = None, use_conda: bo
     return recorder.jobs
 
 
+@dataclass(frozen=True)
+class Command:
+    """What a job's shell command runs: environment, launcher, l3prune command, its arguments, log."""
+
+    env: dict[str, str]
+    launcher: tuple[str, ...]  # what runs `l3prune` (python3 -m, or torchrun ... -m)
+    command: str
+    positional: tuple[str, ...]
+    options: dict[str, str | bool]  # --flag: True
+    log: str
+
+
+def command(job: Job) -> Command:
+    """A job's shell command read as the shell reads it (quoting, spacing and order of options aside)."""
+    words = shlex.split(job.shellcmd)
+    cut = words.index("2>&1")
+    assert words[cut + 1 : cut + 3] == ["|", "tee"], job.shellcmd
+    words, log = words[:cut], words[cut + 3]
+    leading = 0
+    while re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[leading]):  # VAR=value before the program
+        leading += 1
+    env = dict(word.split("=", 1) for word in words[:leading])
+    words = words[leading:]
+    start = words.index("l3prune") + 1
+    launcher, name, args = tuple(words[: start - 1]), words[start], words[start + 1 :]
+    positional, options, i = [], {}, 0
+    while i < len(args):
+        if args[i].startswith("--"):
+            takes_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+            options[args[i]] = args[i + 1] if takes_value else True
+            i += 2 if takes_value else 1
+        else:
+            positional.append(args[i])
+            i += 1
+    return Command(env, launcher, name, tuple(positional), options, log)
+
+
 def by_rule(jobs: list[Job]) -> dict[str, list[Job]]:
     grouped: dict[str, list[Job]] = {}
     for job in jobs:
@@ -113,7 +152,14 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     assert all(len(group) == 1 for group in jobs.values())
     download, fetch_model, loss, points, train, evaluate = (
         jobs[rule][0]
-        for rule in ("download_archive", "download_model", "layerwise_loss", "prune_points", "train", "evaluate")
+        for rule in (
+            "download_archive",
+            "download_model",
+            "layerwise_loss",
+            "prune_points",
+            "train",
+            "evaluate",
+        )
     )
     config = "config/training/MetaLlama3.json"
     model = "resources/models/meta-llama/Meta-Llama-3-8B-Instruct"
@@ -136,28 +182,36 @@ def test_llama3_small_is_download_layerwise_loss_prune_points_train_evaluate(tmp
     assert download.shellcmd.startswith(
         "python3 -m l3prune download 'https://drive.usercontent.google.com/download?id="
     )
-    assert "--out cache/echo-data.tar --extract cache/echo-data --subdir echo-data --layout E5" in download.shellcmd
-    assert fetch_model.shellcmd == (
-        f"python3 -m l3prune download-model meta-llama/Meta-Llama-3-8B-Instruct  --out {model}"
-        " 2>&1 | tee logs/download/models/meta-llama/Meta-Llama-3-8B-Instruct.log"
+    assert (
+        "--out cache/echo-data.tar --extract cache/echo-data --subdir echo-data --layout E5"
+        in download.shellcmd
     )
-    assert loss.shellcmd == (
-        f"HF_HUB_OFFLINE=1 python3 -m l3prune layerwise-loss {config} --model {model}"
-        " --out results/llama3/layerwise_loss.json 2>&1 | tee logs/llama3/layerwise_loss.log"
-    )
-    assert points.shellcmd == (
-        "python3 -m l3prune prune-points results/llama3/layerwise_loss.json --out results/llama3/prune_points.json"
-        " --plot results/llama3/prune_points.png 2>&1 | tee logs/llama3/prune_points.log"
-    )
-    assert train.shellcmd == (
-        f"HF_HUB_OFFLINE=1 python3 -m l3prune train {config} --model {model} --variant small"
-        " --prune-points results/llama3/prune_points.json --output-dir results/llama3/small/model"
-        " 2>&1 | tee logs/llama3/small/train.log"
-    )
-    assert evaluate.shellcmd == (
-        "python3 -m l3prune evaluate results/llama3/small/model --tasks config/eval/mteb_eng_v1.yaml"
-        " --out results/llama3/small/mteb.json --name l3prune/llama3-small --training-config config/training/MetaLlama3.json  2>&1 | tee logs/llama3/small/evaluate.log"
-    )
+    python, offline = ("python3", "-m"), {"HF_HUB_OFFLINE": "1"}  # GPU jobs run offline, downloads not
+    assert command(fetch_model) == Command(
+        {}, python, "download-model", ("meta-llama/Meta-Llama-3-8B-Instruct",), {"--out": model},
+        "logs/download/models/meta-llama/Meta-Llama-3-8B-Instruct.log",
+    )  # fmt: skip
+    assert command(loss) == Command(
+        offline, python, "layerwise-loss", (config,),
+        {"--model": model, "--out": "results/llama3/layerwise_loss.json"}, "logs/llama3/layerwise_loss.log",
+    )  # fmt: skip
+    assert command(points) == Command(
+        {}, python, "prune-points", ("results/llama3/layerwise_loss.json",),
+        {"--out": "results/llama3/prune_points.json", "--plot": "results/llama3/prune_points.png"},
+        "logs/llama3/prune_points.log",
+    )  # fmt: skip
+    assert command(train) == Command(
+        offline, python, "train", (config,),
+        {"--model": model, "--variant": "small", "--prune-points": "results/llama3/prune_points.json",
+         "--output-dir": "results/llama3/small/model"},
+        "logs/llama3/small/train.log",
+    )  # fmt: skip
+    assert command(evaluate) == Command(
+        {}, python, "evaluate", ("results/llama3/small/model",),
+        {"--tasks": "config/eval/mteb_eng_v1.yaml", "--out": "results/llama3/small/mteb.json",
+         "--name": "l3prune/llama3-small", "--training-config": config},
+        "logs/llama3/small/evaluate.log",
+    )  # fmt: skip
     # the GPU steps ask for what config.yaml gives; light steps take the defaults
     paper = yaml.safe_load((REPO / "config/config.yaml").read_text())["models"]["llama3"]["resources"]
     for job, step in ((loss, "layerwise_loss"), (train, "train"), (evaluate, "evaluate")):
@@ -186,10 +240,10 @@ def test_full_and_fixed_variants_need_no_prune_points(tmp_path):
     ]
     trains = {job.wildcards["variant"]: job for job in jobs if job.rule == "train"}
     assert "--prune-points" not in trains["full"].shellcmd
-    assert trains["p25"].shellcmd == (
-        "HF_HUB_OFFLINE=1 python3 -m l3prune train demo_p25.json --model resources/demo/model --variant p25 "
-        " --output-dir results/demo/p25/model 2>&1 | tee logs/demo/p25/train.log"
-    )
+    assert command(trains["p25"]).positional == ("demo_p25.json",)
+    assert command(trains["p25"]).options == {
+        "--model": "resources/demo/model", "--variant": "p25", "--output-dir": "results/demo/p25/model"
+    }  # fmt: skip
     assert trains["p25"].input == (
         "resources/demo/train.jsonl",
         "resources/demo/model",
@@ -239,10 +293,9 @@ def test_default_target_is_the_offline_demo(tmp_path):
         *(f"results/demo/{variant}/untrained/mteb.json" for variant in demo_variants),
     )
     assert report.output == ("results/demo/summary.csv", "results/demo/score_vs_parameters.png")
-    assert report.shellcmd == (
-        f"python3 -m l3prune report results/demo --out-dir results/demo --variants {' '.join(rows)}"
-        " 2>&1 | tee logs/demo/report.log"
-    )
+    report_command = shlex.split(report.shellcmd.split(" 2>&1")[0])
+    assert report_command[:6] == ["python3", "-m", "l3prune", "report", "results/demo", "--out-dir"]
+    assert report_command[6:] == ["results/demo", "--variants", *rows]
     tasks = tuple(
         f"resources/demo/tasks/{name}.jsonl" for name in ("lee_sts", "bbc_classification", "bbc_clustering")
     )
@@ -309,17 +362,21 @@ def test_wiki1m_data_is_one_downloaded_file(tmp_path):
     )
 
     assert sorted(jobs) == ["download_file", "download_model", "layerwise_loss"]
-    assert jobs["download_file"][0].shellcmd == (
-        f"python3 -m l3prune download https://example.org/wiki1m.txt --sha256 {'ab' * 32}"
-        " --out cache/wiki1m_for_simcse.txt 2>&1 | tee logs/download/cache/wiki1m_for_simcse.txt.log"
-    )
+    assert command(jobs["download_file"][0]) == Command(
+        {}, ("python3", "-m"), "download", ("https://example.org/wiki1m.txt",),
+        {"--sha256": "ab" * 32, "--out": "cache/wiki1m_for_simcse.txt"},
+        "logs/download/cache/wiki1m_for_simcse.txt.log",
+    )  # fmt: skip
     assert jobs["layerwise_loss"][0].input == ("cache/wiki1m_for_simcse.txt", "resources/models/org/model")
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"modles": {}}, "config: 'modles' is not one of ['run', 'models', 'model_dir', 'downloads', 'demo_assets']"),
+        (
+            {"modles": {}},
+            "config: 'modles' is not one of ['run', 'models', 'model_dir', 'downloads', 'demo_assets']",
+        ),
         ({"run": "demo"}, "config key 'run': 'demo' is not of type 'array'"),
         (
             {"models": {"demo": {"resources": {"train": {"threads": "two"}}}}},
@@ -479,7 +536,7 @@ def test_remote_code_runs_only_when_the_training_config_opts_in(tmp_path):
     default = by_rule(dry_run(tmp_path, target))["evaluate"][0]
     opted_in = by_rule(dry_run(tmp_path, target, {"models": {"phi3": {"training_config": "remote.json"}}}))
     assert "--trust-remote-code" not in default.shellcmd
-    assert "--name l3prune/phi3-full --training-config remote.json --trust-remote-code 2>&1" in opted_in["evaluate"][0].shellcmd
+    assert command(opted_in["evaluate"][0]).options["--trust-remote-code"] is True
 
 
 @pytest.mark.parametrize(
@@ -495,11 +552,12 @@ def test_remote_code_runs_only_when_the_training_config_opts_in(tmp_path):
 def test_train_runs_one_process_per_gpu_under_torchrun(tmp_path, train_job, launcher):
     config = {"models": {"llama3": {"resources": {"train": {**train_job, "threads": 8}}}}}
     (train,) = by_rule(dry_run(tmp_path, ["results/llama3/full/model"], config))["train"]
-    assert train.shellcmd == (
-        f"HF_HUB_OFFLINE=1 {launcher} train config/training/MetaLlama3.json"
-        " --model resources/models/meta-llama/Meta-Llama-3-8B-Instruct --variant full "
-        " --output-dir results/llama3/full/model 2>&1 | tee logs/llama3/full/train.log"
-    )
+    run = command(train)
+    assert run.launcher == tuple(launcher.split()[:-1]) and run.command == "train"
+    assert run.options == {
+        "--model": "resources/models/meta-llama/Meta-Llama-3-8B-Instruct", "--variant": "full",
+        "--output-dir": "results/llama3/full/model",
+    }  # fmt: skip
     assert train.resources["gpu"] == train_job["gpu"]
 
 
@@ -521,7 +579,9 @@ def test_planning_the_five_models_imports_neither_torch_nor_transformers(tmp_pat
 
     for name in ("torch", "transformers"):
         (tmp_path / "blocked" / name).mkdir(parents=True)
-        (tmp_path / "blocked" / name / "__init__.py").write_text(f"raise ImportError('{name} imported while planning')")
+        (tmp_path / "blocked" / name / "__init__.py").write_text(
+            f"raise ImportError('{name} imported while planning')"
+        )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     warm = "from l3prune.config import load_config; load_config('config/training/demo.json')"
     subprocess.run([sys.executable, "-c", warm], cwd=REPO, env=env, check=True)
@@ -536,16 +596,21 @@ def test_planning_the_five_models_imports_neither_torch_nor_transformers(tmp_pat
 
 def test_untrained_baselines_are_evaluated_where_the_switch_is_on(tmp_path):
     demo = by_rule(dry_run(tmp_path))["evaluate_untrained"]
-    commands = {job.wildcards["variant"]: job.shellcmd for job in demo}
+    commands = {job.wildcards["variant"]: command(job) for job in demo}
     assert set(commands) == {"full", "small", "large"}
-    assert commands["full"] == (
-        "HF_HUB_OFFLINE=1 python3 -m l3prune evaluate-untrained config/training/demo.json --model resources/demo/model"
-        " --variant full  --tasks config/eval/demo.yaml --out results/demo/full/untrained/mteb.json"
-        " --name l3prune/demo-full-untrained 2>&1 | tee logs/demo/full/evaluate_untrained.log"
-    )
-    assert "--prune-points results/demo/prune_points.json" in commands["small"]
+    assert commands["full"] == Command(
+        {"HF_HUB_OFFLINE": "1"}, ("python3", "-m"), "evaluate-untrained", ("config/training/demo.json",),
+        {"--model": "resources/demo/model", "--variant": "full", "--tasks": "config/eval/demo.yaml",
+         "--out": "results/demo/full/untrained/mteb.json", "--name": "l3prune/demo-full-untrained"},
+        "logs/demo/full/evaluate_untrained.log",
+    )  # fmt: skip
+    assert commands["small"].options["--prune-points"] == "results/demo/prune_points.json"
     full = next(job for job in demo if job.wildcards["variant"] == "full")
-    assert full.input == ("resources/demo/model", "config/eval/demo.yaml", *full.input[2:])  # no training data
+    assert full.input == (
+        "resources/demo/model",
+        "config/eval/demo.yaml",
+        *full.input[2:],
+    )  # no training data
     # the paper models cost GPU time per evaluation: off unless asked for
     (tmp_path / "paper").mkdir()
     paper = by_rule(dry_run(tmp_path / "paper", config={"run": ["llama3"]}))

@@ -6,7 +6,7 @@ import json
 import pytest
 from snakemake.exceptions import MissingInputException
 from snakemake_interface_common.exceptions import WorkflowError
-from test_workflow import PAPER_MODELS, REPO, by_rule, dry_run
+from test_workflow import PAPER_MODELS, REPO, by_rule, command, dry_run
 
 # the paper's models as their training configs name them on the hub
 PAPER_HUB_NAMES = {
@@ -69,11 +69,9 @@ def test_model_dir_and_revision_reach_the_download_and_the_jobs(tmp_path):
     folder = "/shared/models/meta-llama/Meta-Llama-3-8B-Instruct"
     (fetch,) = rules["download_model"]
     assert fetch.output == (folder,)
-    assert fetch.shellcmd == (
-        f"python3 -m l3prune download-model meta-llama/Meta-Llama-3-8B-Instruct --revision {commit} --out {folder}"
-        " 2>&1 | tee logs/download/models/meta-llama/Meta-Llama-3-8B-Instruct.log"
-    )
-    assert f"--model {folder} " in rules["layerwise_loss"][0].shellcmd
+    assert command(fetch).positional == ("meta-llama/Meta-Llama-3-8B-Instruct",)
+    assert command(fetch).options == {"--revision": commit, "--out": folder}
+    assert command(rules["layerwise_loss"][0]).options["--model"] == folder
 
 
 def test_two_revisions_of_one_hub_model_are_refused_naming_both(tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
-from test_workflow import REPO, by_rule, dry_run
+from test_workflow import REPO, by_rule, command, dry_run
 from test_workflow_e2e import snakemake, workdir  # noqa: F401 -- workdir is a fixture
 
 ROWS = ("elastic@small", "elastic@large", "elastic@full")
@@ -17,11 +17,16 @@ def test_the_demo_trains_the_elastic_variant_once_and_evaluates_each_depth(tmp_p
     assert sorted(trains) == ["elastic", "full", "large", "small"]
     elastic = trains["elastic"]
     assert elastic.input == ("<TBD>",)  # small and large are depths: it waits for the prune points
-    assert elastic.shellcmd == (
-        "HF_HUB_OFFLINE=1 python3 -m l3prune train config/training/demo.json --model resources/demo/model"
-        " --variant elastic --prune-points results/demo/prune_points.json --output-dir results/demo/elastic/model"
-        " 2>&1 | tee logs/demo/elastic/train.log"
+    run = command(elastic)
+    assert (run.command, run.positional, run.log) == (
+        "train",
+        ("config/training/demo.json",),
+        "logs/demo/elastic/train.log",
     )
+    assert run.options == {
+        "--model": "resources/demo/model", "--variant": "elastic",
+        "--prune-points": "results/demo/prune_points.json", "--output-dir": "results/demo/elastic/model",
+    }  # fmt: skip
     evaluations = {job.wildcards["variant"]: job for job in jobs["evaluate"]}
     assert sorted(evaluations) == sorted(["full", "small", "large", *ROWS])
     for row in ROWS:
@@ -29,9 +34,9 @@ def test_the_demo_trains_the_elastic_variant_once_and_evaluates_each_depth(tmp_p
         depth = row.split("@")[1]
         assert job.input[0] == "results/demo/elastic/model"  # one trained folder serves every depth
         assert job.output == (f"results/demo/{row}/mteb.json",)
-        assert f" --elastic-depth {depth} " in job.shellcmd
-        assert f"--name l3prune/demo-{row} " in job.shellcmd
-    assert "--elastic-depth" not in evaluations["small"].shellcmd
+        assert command(job).options["--elastic-depth"] == depth
+        assert command(job).options["--name"] == f"l3prune/demo-{row}"
+    assert "--elastic-depth" not in command(evaluations["small"]).options
     report = jobs["report"][0]
     assert report.input[:6] == tuple(f"results/demo/{v}/mteb.json" for v in ("full", "small", "large", *ROWS))
     assert "results/demo/elastic/model" in report.input  # its model_info.json sizes and costs the rows

@@ -1,6 +1,6 @@
 """The optional export rule: off by default, one hub folder per variant when models.<m>.export is on."""
 
-from test_workflow import REPO, by_rule, dry_run
+from test_workflow import REPO, by_rule, command, dry_run
 
 from l3prune.config import load_config
 from l3prune.variants import variant_names
@@ -24,11 +24,14 @@ def test_export_on_writes_each_variants_hub_folder_after_its_evaluation(tmp_path
     small = exports["small"]
     assert small.input == ("results/demo/small/model", "results/demo/small/mteb.json")
     assert small.output == ("results/demo/small/hub",)
-    assert small.shellcmd == (
-        "HF_HUB_OFFLINE=1 python3 -m l3prune export hub results/demo/small/model results/demo/small/hub"
-        " --mteb results/demo/small/mteb.json --training-config config/training/demo.json"
-        " --repo-id l3prune/demo-small 2>&1 | tee logs/demo/small/export.log"
-    )
+    run = command(small)
+    assert (run.env, run.command, run.positional) == (
+        {"HF_HUB_OFFLINE": "1"}, "export", ("hub", "results/demo/small/model", "results/demo/small/hub")
+    )  # fmt: skip
+    assert run.options == {
+        "--mteb": "results/demo/small/mteb.json", "--training-config": "config/training/demo.json",
+        "--repo-id": "l3prune/demo-small",
+    }  # fmt: skip
     # what the hub folders' cards report
     evaluated = {job.output[0] for job in jobs["evaluate"]}
     assert {f"results/demo/{v}/mteb.json" for v in variants} <= evaluated
