@@ -131,8 +131,8 @@ def test_paper_configs_parse_and_resolve(name):
 def test_demo_config_resolves():
     config = load_config(CONFIGS / "demo.json")
     assert config.model_name_or_path == "resources/demo/model" and config.dataset_name == "jsonl"
-    assert variant_names(config) == ["full", "small", "large"]
-    assert variants(config, {"small": 5, "large": 20, "num_layers": 30}) == {
+    assert variant_names(config) == ["full", "small", "large", "elastic"]
+    assert {k: v for k, v in variants(config, {"small": 5, "large": 20, "num_layers": 30}).items() if k != "elastic"} == {
         "full": None,
         "small": 5,
         "large": 20,

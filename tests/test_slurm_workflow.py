@@ -34,8 +34,10 @@ SLURM_ARGS = ("--profile", str(REPO / "slurm"), "--slurm-init-seconds-before-sta
 
 @pytest.fixture
 def gpu_workdir(workdir):  # noqa: F811
-    """The end-to-end test's working folder, with each GPU step asking for one GPU."""
+    """The end-to-end test's working folder, with each GPU step asking for one GPU (and no untrained
+    baselines: the end-to-end test covers them; here every job is one more SLURM round trip)."""
     config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    config["models"]["tiny"]["untrained_baselines"] = False
     for step in GPU_STEPS:
         config["models"]["tiny"]["resources"][step]["gpu"] = 1
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))

@@ -45,9 +45,9 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, b
         # without it accelerate finds no device backend and each process trains alone as process 0 of 1,
         # all writing the same checkpoints: gloo on CPUs
         kwargs.setdefault("use_cpu", True)
-    # each checkpoint holds the optimizer state too (twice the trainable weights): keep the newest,
-    # to resume from, and the one before it, a spare should the newest be damaged after its save
-    kwargs.setdefault("save_total_limit", 2)
+    # the trainer deletes old checkpoints itself, once a new one is complete (checkpoints_to_keep);
+    # the HF Trainer would count a half-written one and could delete the last complete one for it
+    kwargs["save_total_limit"] = None
     kwargs.setdefault("report_to", "none")
     kwargs.setdefault("dataloader_pin_memory", torch.cuda.is_available())
     kwargs.setdefault("ddp_find_unused_parameters", False)  # every adapter weight is used at every step
@@ -55,6 +55,13 @@ def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, b
         return TrainingArguments(**kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{config.source}: invalid training arguments: {e}") from None
+
+
+def checkpoints_to_keep(config: TrainConfig) -> int | None:
+    """How many complete checkpoints a run keeps (None: all). Each holds the optimizer state too
+    (twice the trainable weights): by default the newest, to resume from, and the one before it, a
+    spare should the newest be damaged after its save."""
+    return config.training_args.get("save_total_limit", 2)
 
 
 def launched_processes() -> int:

@@ -33,7 +33,7 @@ from ..layerwise.run import find_prune_points
 from ..loss.utils import load_loss
 from ..precision import encoder_kwargs, resolve_precision
 from ..variants import check_variant_name, needs_prune_points, variant_names, variant_value
-from .arguments import training_arguments
+from .arguments import checkpoints_to_keep, training_arguments
 from .callbacks import StepLimitProgress, StopAfterSteps, TrainingLogCSV
 from .lora import add_lora
 from .run_record import claim_work_folder, run_record, write_record
@@ -221,6 +221,7 @@ def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Pa
         callbacks,
         config.loss_mini_batch_size,
         depths=None if depths is None else [d.layers for d in depths],
+        keep_checkpoints=checkpoints_to_keep(config),
     )
     if config.stop_after_n_steps is not None and trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(StepLimitProgress(config.stop_after_n_steps))

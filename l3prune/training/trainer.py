@@ -63,7 +63,11 @@ class ContrastiveModel(torch.nn.Module):
 def checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
     """The checkpoint-N folders in `checkpoint_dir`, complete or not, oldest step first."""
     folder = Path(checkpoint_dir)
-    found = [p for p in folder.iterdir() if p.is_dir() and _CHECKPOINT.fullmatch(p.name)] if folder.is_dir() else []
+    found = (
+        [p for p in folder.iterdir() if p.is_dir() and _CHECKPOINT.fullmatch(p.name)]
+        if folder.is_dir()
+        else []
+    )
     return sorted(found, key=lambda p: int(_CHECKPOINT.fullmatch(p.name).group(1)))
 
 
@@ -82,13 +86,22 @@ def remove_incomplete_checkpoints(checkpoint_dir: str | os.PathLike) -> None:
 
 class MarkCompleteCheckpoints(TrainerCallback):
     """Marks each checkpoint complete once every process has written its part (the Trainer calls
-    `on_save` on every process after writing a checkpoint)."""
+    `on_save` on every process after writing a checkpoint), then deletes the oldest complete ones
+    beyond `keep` (None: keeps all). Deleting only after marking means a run killed mid-save still
+    has its previous checkpoint, whatever `keep` is."""
+
+    def __init__(self, keep: int | None = None):
+        self.keep = keep
 
     def on_save(self, args, state, control, **kwargs):
         PartialState().wait_for_everyone()
-        if state.is_world_process_zero:
-            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            (folder / COMPLETE_MARK).write_text("")
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        (folder / COMPLETE_MARK).write_text("")
+        complete = [p for p in checkpoints(args.output_dir) if (p / COMPLETE_MARK).is_file()]
+        for old in complete[: -self.keep] if self.keep else []:
+            shutil.rmtree(old)
 
 
 def load_checkpoint_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
@@ -127,7 +140,15 @@ class ContrastiveTrainer(Trainer):
     loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
 
     def __init__(
-        self, encoder, loss_fn, args, train_dataset, callbacks=None, loss_mini_batch_size=None, depths=None
+        self,
+        encoder,
+        loss_fn,
+        args,
+        train_dataset,
+        callbacks=None,
+        loss_mini_batch_size=None,
+        depths=None,
+        keep_checkpoints: int | None = 2,
     ):
         if args.train_sampling_strategy != "sequential":
             raise ValueError(
@@ -148,7 +169,7 @@ class ContrastiveTrainer(Trainer):
             args=args,
             train_dataset=train_dataset,
             data_collator=ContrastiveCollator(encoder.tokenize),
-            callbacks=[*(callbacks or []), MarkCompleteCheckpoints()],
+            callbacks=[*(callbacks or []), MarkCompleteCheckpoints(keep_checkpoints)],
         )
         self.encoder = encoder
         self.loss_fn = loss_fn
@@ -217,4 +238,3 @@ class ContrastiveTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_checkpoint_weights(self.encoder.model, resume_from_checkpoint)
-
