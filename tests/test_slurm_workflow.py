@@ -56,7 +56,7 @@ def slurm_jobs(cluster, folder) -> list[dict[str, str]]:
 def summary_without_timings(folder) -> list[dict[str, str]]:
     with (folder / "results/tiny/summary.csv").open(newline="") as file:
         return [
-            {key: value for key, value in row.items() if key != "encode_seconds"}
+            {key: value for key, value in row.items() if key not in ("encode_seconds", "train_seconds")}
             for row in csv.DictReader(file)
         ]
 
