@@ -46,9 +46,8 @@ def _without_default_system_turn(tokenizer, before: str) -> str:
     if with_system is None or system_only is None:  # the template has no system turn
         return before
     system_start = system_only[0]
-    between = with_system[1].split(_MESSAGE)[
-        0
-    ]  # the system turn's closing text, then the user turn's opening
+    # what follows the system message: the system turn's closing text, then the user turn's opening
+    between = with_system[1].split(_MESSAGE)[0]
     system_end = system_only[1].rstrip() if not between.startswith(system_only[1]) else system_only[1]
     if before.startswith(system_start) and between.startswith(system_end) and before.endswith(between):
         return between[len(system_end) :]
