@@ -4,6 +4,7 @@ The processes are forked: they inherit the imports, which would take seconds eac
 (DistributedDataParallel imports torch._dynamo, so that is imported here once).
 """
 
+import gc
 import socket
 
 import torch
@@ -58,6 +59,10 @@ def worker(rank, port, out_dir):
             for case, (*rows, with_negatives) in enumerate(CASES)
         ]
         torch.save(results, out_dir / f"rank{rank}.pt")
+        # DDP's reducer holds the process group: freed after the group it would tear gloo down from a
+        # finalizer while a gloo thread waits for the GIL (a hang at exit), so it goes first
+        del model, results
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
