@@ -2,8 +2,9 @@
 model name, a data file, a tasks file or the workflow config.
 
 Every row must fail with exit code 2 (`l3prune`, run in-process) or non-zero (`snakemake -n`, in a
-subprocess), on ONE error line that names the bad value and what is accepted (the key, file:line,
-layer count or choices; the row's regex pins both), with no traceback, and must leave nothing
+subprocess), on ONE error line that names where the mistake is (the key or file:line), the bad value and
+what is accepted (the layer counts or choices): the row lists those facts, not the wording around
+them. It shows no traceback and must leave nothing
 behind: the output folder given to the command holds no file or folder afterwards (so no
 `*.tmp-*`, `*.partial` or `.incomplete` either).
 """
@@ -11,7 +12,6 @@ behind: the output folder given to the command holds no file or folder afterward
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -134,7 +134,9 @@ class Inputs:
 class Case:
     id: str
     command: Callable[[Inputs], list[str] | dict]  # argv of `l3prune`, or a workflow config override
-    message: str  # regex of the whole message; {config}, {model}, ... stand for the row's paths (Inputs)
+    # what the message must say, each a literal part of it: the key or file, the bad value and what
+    # is accepted; {config}, {model}, ... stand for the row's paths (Inputs)
+    facts: tuple[str, ...]
 
     @property
     def workflow(self) -> bool:
@@ -146,266 +148,283 @@ CASES = [
     Case(
         "config: misspelt key",
         lambda i: i.train(lora_rank=4),
-        r"{config}: unknown key 'lora_rank'; did you mean 'lora_r'\? "
-        rf"\(accepted: the seed's keys {SEED_KEYS} and any transformers TrainingArguments field\)",
+        (
+            "{config}",
+            "'lora_rank'",
+            "did you mean 'lora_r'",
+            SEED_KEYS,
+            "any transformers TrainingArguments field",
+        ),
     ),
     Case(
         "config: required key missing",
         lambda i: i.train(dataset_file_path=None),
-        r"{config}: 'dataset_file_path' is missing \(a required key\)",
+        ("{config}", "'dataset_file_path'", "missing"),
     ),
     Case(
         "config: seed key of the wrong type",
         lambda i: i.train(lora_r="8"),
-        r"{config}: key 'lora_r': '8' is not of type 'integer'",
+        ("{config}", "'lora_r'", "'8'", "'integer'"),
     ),
     Case(
         "config: Trainer key of the wrong type",
         lambda i: i.train(learning_rate="fast"),
-        r"{config}: key 'learning_rate': 'fast' is not of type 'number'",
+        ("{config}", "'learning_rate'", "'fast'", "'number'"),
     ),
     Case(
         "config: Trainer key's value not among its choices",
         lambda i: i.train(lr_scheduler_type="wobbly"),
-        r"{config}: invalid training arguments: wobbly is not a valid SchedulerType, "
-        r"please select one of \['linear', 'cosine', .*\]",
+        ("{config}", "wobbly", "SchedulerType", "['linear', 'cosine', "),
     ),
     Case(
         "config: not JSON",
         lambda i: ["train", i.text(i.config, '{"lora_r": 8,}')],
-        r"{config}:1:14: not valid JSON \(Expecting property name enclosed in double quotes\)",
+        ("{config}:1:14:", "not valid JSON", "Expecting property name"),
     ),
     Case(
         "config: a list, not an object",
         lambda i: ["train", i.text(i.config, "[1, 2]")],
-        r"{config}: a training config is a JSON object of keys, not a list",
+        ("{config}", "a JSON object of keys", "not a list"),
     ),
     Case(
         "config: file missing",
         lambda i: ["train", str(i.config), "--output-dir", str(i.out / "model")],
-        r"training config {config} does not exist",
+        ("training config {config}", "does not exist"),
     ),
     # ---------------------------------------------------------------- prune values and variants
     Case(
         "percent_prune: 1.5, neither a fraction nor a layer count",
         lambda i: i.train(percent_prune=[1.5]),
-        r"{config}: key 'percent_prune': 1.5 is neither a fraction in \(0, 1\) to drop nor a whole layer count to keep",
+        ("{config}", "'percent_prune'", "1.5", "a fraction in (0, 1) to drop", "a whole layer count to keep"),
     ),
     Case(
         "percent_prune: 0",
         lambda i: i.train(percent_prune=[0]),
-        r"{config}: key 'percent_prune\[0\]': 0 is less than or equal to the minimum of 0",
+        ("{config}", "'percent_prune[0]'", "0 is less than or equal to the minimum of 0"),
     ),
     Case(
         "percent_prune: a number, not a list",
         lambda i: i.train(percent_prune=0.25),
-        r"{config}: key 'percent_prune': 0.25 is not of type 'array'",
+        ("{config}", "'percent_prune'", "0.25", "'array'"),
     ),
     Case(
         "percent_prune: one variant twice",
         lambda i: i.train(percent_prune=[0.5, 0.50, 2]),
-        r"{config}: key 'percent_prune' asks for p50 more than once",
+        ("{config}", "'percent_prune'", "p50", "more than once"),
     ),
     Case(
         "prune: --variant l99 keeps more layers than the model has",
         lambda i: i.train("--variant", "l99", percent_prune=[99]),
-        r"invalid prune value 99 for a model with 4 layers: "
-        r"give a fraction strictly between 0 and 1, or a whole layer count from 1 to 4",
+        (
+            "prune value 99",
+            "4 layers",
+            "a fraction strictly between 0 and 1",
+            "a whole layer count from 1 to 4",
+        ),
     ),
     Case(
         "prune: --variant p90 keeps no layer",
         lambda i: i.train("--variant", "p90", percent_prune=[0.9]),
-        r"pruning a fraction 0.9 of 4 layers keeps none; use a fraction of at most 0.75",
+        ("fraction 0.9", "of 4 layers keeps none", "at most 0.75"),
     ),
     Case(
         "autoprune: unknown mode",
         lambda i: i.train(autoprune="medium"),
-        r"{config}: key 'autoprune': 'medium' is not one of \['small', 'large', 'small\+large', 'all', None\]",
+        ("{config}", "'autoprune'", "'medium'", "['small', 'large', 'small+large', 'all', None]"),
     ),
     Case(
         "pooling_mode: unknown",
         lambda i: i.train(pooling_mode="max"),
-        r"{config}: key 'pooling_mode': 'max' is not one of "
-        r"\['mean', 'weighted_mean', 'eos_token', 'last_token', 'bos_token'\]",
+        (
+            "{config}",
+            "'pooling_mode'",
+            "'max'",
+            "['mean', 'weighted_mean', 'eos_token', 'last_token', 'bos_token']",
+        ),
     ),
     Case(
         "--variant: not one of the config's",
         lambda i: i.train("--variant", "p30", percent_prune=[0.25]),
-        r"{config}: no variant 'p30'; this config has: full, p25",
+        ("{config}", "'p30'", "this config has: full, p25"),
     ),
     Case(
         "--prune-points: no num_layers",
         lambda i: i.train_with_points(small=1, large=3),
-        r"{points}: 'num_layers' must be a positive layer count, got None",
+        ("{points}", "'num_layers'", "a positive layer count", "got None"),
     ),
     Case(
         "--prune-points: small above large",
         lambda i: i.train_with_points(small=3, large=2, num_layers=4),
-        r"{points}: need small <= large <= num_layers, got small=3, large=2, num_layers=4",
+        ("{points}", "small <= large <= num_layers", "small=3, large=2, num_layers=4"),
     ),
     Case(
         "--prune-points: of another model",
         lambda i: i.train_with_points(small=7, large=20, num_layers=32),
-        r"the prune points were computed for a 32-layer model, but {model} has 4 layers",
+        ("a 32-layer model", "{model} has 4 layers"),
     ),
     Case(
         "prune-points: a curve of one layer",
         lambda i: i.prune_points('{"losses": [1.0]}'),
-        r"{loss}: a loss curve over 1 layer\(s\) has no halves to choose from; it needs at least 2 layers",
+        ("{loss}", "over 1 layer(s)", "at least 2 layers"),
     ),
     Case(
         "prune-points: losses that are not numbers",
         lambda i: i.prune_points('{"losses": [1.0, "low"]}'),
-        r"{loss}: no 'losses' list of numbers \(one per layer count\); is it `l3prune layerwise-loss` output\?",
+        ("{loss}", "'losses' list of numbers", "`l3prune layerwise-loss` output"),
     ),
     Case(
         "prune-points: not JSON",
         lambda i: i.prune_points('{"losses": [1.0, 0.5]'),
-        r"{loss}:1:22: not valid JSON \(Expecting ',' delimiter\)",
+        ("{loss}:1:22:", "not valid JSON", "Expecting ',' delimiter"),
     ),
     # ---------------------------------------------------------------- model names
     Case(
         "model: folder missing",
         lambda i: i.train(model_name_or_path=str(i.folder / "no-model")),
-        r"model '{folder}/no-model' not found: no such folder, and not a model hub name \('name' or 'namespace/name'\)",
+        ("'{folder}/no-model'", "no such folder", "a model hub name ('name' or 'namespace/name')"),
     ),
     Case(
         "model: hub name, hub offline (train)",
         lambda i: i.train(model_name_or_path="meta-llama/x"),
-        r"model 'meta-llama/x' not found locally \(no such folder, not in the hub cache\) and the hub is offline "
-        r"\(HF_HUB_OFFLINE=1\); give a model folder, or download it with the hub online",
+        ("'meta-llama/x'", "not in the hub cache", "HF_HUB_OFFLINE=1", "give a model folder"),
     ),
     Case(
         "model: hub name, hub offline (evaluate)",
         lambda i: i.evaluate(i.local_task(), model="meta-llama/x"),
-        r"model 'meta-llama/x' not found locally \(no such folder, not in the hub cache\) and the hub is offline "
-        r"\(HF_HUB_OFFLINE=1\); give a model folder, or download it with the hub online",
+        ("'meta-llama/x'", "not in the hub cache", "HF_HUB_OFFLINE=1", "give a model folder"),
     ),
     Case(
         "model: evaluate --num-layers beyond the model",
         lambda i: i.evaluate(i.local_task(), "--num-layers", "9"),
-        r"num_layers=9 is not a layer count from 1 to 4 for {model}",
+        ("num_layers=9", "a layer count from 1 to 4", "{model}"),
     ),
     # ---------------------------------------------------------------- data files
     Case(
         "data: jsonl file missing",
         lambda i: i.train(dataset_file_path=str(i.folder / "none.jsonl")),
-        r"jsonl data {folder}/none.jsonl does not exist; give a .jsonl file or a directory of them",
+        ("{folder}/none.jsonl", "does not exist", "a .jsonl file or a directory of them"),
     ),
     Case(
         "data: E5 folder missing",
         lambda i: i.train(dataset_name="E5", dataset_file_path=str(i.folder / "echo-data")),
-        rf"E5 data directory {{folder}}/echo-data does not exist; it should hold {E5_FILES}",
+        ("{folder}/echo-data", "does not exist", E5_FILES),
     ),
     Case(
         "data: Wiki1M file missing",
         lambda i: i.train(dataset_name="Wiki1M", dataset_file_path=str(i.folder / "wiki1m.txt")),
-        r"Wiki1M file {folder}/wiki1m.txt does not exist; expected wiki1m_for_simcse.txt \(one sentence a line\)",
+        ("{folder}/wiki1m.txt", "does not exist", "wiki1m_for_simcse.txt"),
     ),
     Case(
         "data: dataset_name unknown",
         lambda i: i.train(dataset_name="E6"),
-        r"{config}: key 'dataset_name': 'E6' is not one of \['E5', 'Wiki1M', 'jsonl'\]",
+        ("{config}", "'dataset_name'", "'E6'", "['E5', 'Wiki1M', 'jsonl']"),
     ),
     Case(
         "data: malformed jsonl line (train)",
         lambda i: i.train(dataset_file_path=i.malformed_data()),
-        rf"{{bad_data}}:3: malformed line \('positive' is not a string\); {JSONL_EXPECTED}",
+        ("{bad_data}:3:", "'positive' is not a string", JSONL_EXPECTED),
     ),
     Case(
         "data: malformed jsonl line (layerwise-loss)",
         lambda i: i.layerwise_loss(dataset_file_path=i.malformed_data()),
-        rf"{{bad_data}}:3: malformed line \('positive' is not a string\); {JSONL_EXPECTED}",
+        ("{bad_data}:3:", "'positive' is not a string", JSONL_EXPECTED),
     ),
     # ---------------------------------------------------------------- devices and counts (checked before loading)
     Case(
         "device: cuda without CUDA (evaluate)",
         lambda i: i.evaluate(i.local_task(), "--device", "cuda"),
-        r"--device cuda: CUDA is not available here \(accepted: cpu\)",
+        ("--device cuda:", "CUDA is not available", "(accepted: cpu)"),
     ),
     Case(
         "device: cuda:1 without CUDA (layerwise-loss)",
         lambda i: i.layerwise_loss("--device", "cuda:1"),
-        r"--device cuda:1: CUDA is not available here \(accepted: cpu\)",
+        ("--device cuda:1:", "CUDA is not available", "(accepted: cpu)"),
     ),
     Case(
         "device: mps without MPS (layerwise-loss)",
         lambda i: i.layerwise_loss("--device", "mps"),
-        r"--device mps: MPS is not available here \(accepted: cpu\)",
+        ("--device mps:", "MPS is not available", "(accepted: cpu)"),
     ),
     Case(
         "device: malformed (evaluate)",
         lambda i: i.evaluate(i.local_task(), "--device", "cuda:x"),
-        r"--device cuda:x: not a device name \(accepted: cpu\)",
+        ("--device cuda:x:", "not a device name", "(accepted: cpu)"),
     ),
     Case(
         "device: a torch device type l3prune does not run on (layerwise-loss)",
         lambda i: i.layerwise_loss("--device", "meta"),
-        r"--device meta: l3prune runs on cpu, cuda or mps \(accepted: cpu\)",
+        ("--device meta:", "cpu, cuda or mps", "(accepted: cpu)"),
     ),
     Case(
         "count: evaluate --batch-size 0",
         lambda i: i.evaluate(i.local_task(), "--batch-size", "0"),
-        r"--batch-size must be at least 1, got 0",
+        ("--batch-size", "at least 1", "got 0"),
     ),
     Case(
         "count: layerwise-loss --batch-size 0, not the config's",
         lambda i: i.layerwise_loss("--batch-size", "0"),
-        r"--batch-size must be at least 1, got 0",
+        ("--batch-size", "at least 1", "got 0"),
     ),
     Case(
         "count: layerwise-loss --num-batches 0, not the config's",
         lambda i: i.layerwise_loss("--num-batches", "0"),
-        r"--num-batches must be at least 1, got 0",
+        ("--num-batches", "at least 1", "got 0"),
     ),
     Case(
         "count: layerwise-loss --num-batches -1",
         lambda i: i.layerwise_loss("--num-batches", "-1"),
-        r"--num-batches must be at least 1, got -1",
+        ("--num-batches", "at least 1", "got -1"),
     ),
     # ---------------------------------------------------------------- tasks file: task names and files
     Case(
         "tasks: unknown MTEB task",
         lambda i: i.evaluate({"tasks": ["STS99"]}),
-        r"{tasks}: unknown MTEB task 'STS99': 'STS99' not found. Did you mean: 'STSB'\?",
+        ("{tasks}", "unknown MTEB task 'STS99'", "Did you mean: 'STSB'"),
     ),
     Case(
         "tasks: unknown local task type",
         lambda i: i.evaluate(i.local_task(type="Regression")),
-        r"{tasks}: local_tasks\[0\].type: 'Regression' is not one of "
-        r"\['STS', 'Retrieval', 'Classification', 'Clustering', 'PairClassification'\]",
+        (
+            "{tasks}",
+            "local_tasks[0].type",
+            "'Regression'",
+            "['STS', 'Retrieval', 'Classification', 'Clustering', 'PairClassification']",
+        ),
     ),
     Case(
         "tasks: local task file missing",
         lambda i: i.evaluate(i.local_task(path=str(i.folder / "none.jsonl"))),
-        r"{tasks}: local_tasks\[0\] \(MySTS\): path file {folder}/none.jsonl not found",
+        ("{tasks}", "local_tasks[0] (MySTS)", "{folder}/none.jsonl", "not found"),
     ),
     Case(
         "tasks: misspelt key",
         lambda i: i.evaluate({"task": ["STS12"]}),
-        r"{tasks}: top level: Additional properties are not allowed \('task' was unexpected\); "
-        r"allowed keys: tasks, benchmark, local_tasks, instructions, batch_size, .*cache.*",
+        (
+            "{tasks}",
+            "'task' was unexpected",
+            "allowed keys: tasks, benchmark, local_tasks, instructions, batch_size",
+        ),
     ),
     Case(
         "tasks: file missing",
         lambda i: ["evaluate", str(i.model), "--tasks", str(i.tasks), "--out", str(i.out / "mteb.json")],
-        r"tasks file {tasks} not found",
+        ("tasks file {tasks}", "not found"),
     ),
     # ---------------------------------------------------------------- workflow config (snakemake -n)
     Case(
         "workflow: misspelt top-level key",
         lambda i: {"modles": {}},
-        r"config: 'modles' is not one of \['run', 'models', .*'downloads', 'demo_assets'\]",
+        ("config:", "'modles'", "['run', 'models', ", "'downloads', 'demo_assets']"),
     ),
     Case(
         "workflow: threads not an integer",
         lambda i: {"models": {"demo": {"resources": {"train": {"threads": "two"}}}}},
-        r"config key 'models\.demo\.resources\.train\.threads': 'two' is not of type 'integer'",
+        ("'models.demo.resources.train.threads'", "'two'", "'integer'"),
     ),
     Case(
         "workflow: run names a model not defined",
         lambda i: {"run": ["demo", "lama3"]},
-        r"config key 'run': lama3 not defined under 'models' \(defined: demo, llama3, mistral, qwen2, phi3\)",
+        ("config key 'run'", "lama3 not defined", "(defined: demo, llama3, mistral, qwen2, phi3)"),
     ),
 ]
 
@@ -429,10 +448,13 @@ def inputs(tiny_llama, tmp_path, monkeypatch) -> Inputs:
     return Inputs(folder=folder, out=tmp_path / "out", model=tiny_llama, data=data)
 
 
-def expected(case: Case, inputs: Inputs) -> str:
-    """The row's message regex with its paths filled in."""
-    paths = {name: re.escape(str(getattr(inputs, name))) for name in re.findall(r"\{(\w+)\}", case.message)}
-    return case.message.format(**paths)
+def facts(case: Case, inputs: Inputs) -> list[str]:
+    """The row's facts with its paths filled in."""
+    return [fact.format(**vars(inputs)) for fact in case.facts]
+
+
+def missing_facts(case: Case, inputs: Inputs, message: str) -> list[str]:
+    return [fact for fact in facts(case, inputs) if fact not in message]
 
 
 def run_cli(argv: list[str], capsys) -> str:
@@ -471,11 +493,11 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(case, inputs, capsys):
     command = case.command(inputs)
     if case.workflow:
         output = run_snakemake(command, inputs.folder / "override.yaml", inputs.out)
-        lines = [line for line in output.splitlines() if re.fullmatch(expected(case, inputs), line)]
+        lines = [line for line in output.splitlines() if not missing_facts(case, inputs, line)]
         assert len(lines) == 1, output
         # the working folder holds what the test put there and Snakemake's own records, nothing else
         assert {p.name for p in inputs.out.iterdir()} <= {"config", ".snakemake"}
     else:
         message = run_cli(command, capsys)
-        assert re.fullmatch(expected(case, inputs), message), message
+        assert missing_facts(case, inputs, message) == [], message
         assert not inputs.out.exists() or list(inputs.out.rglob("*")) == []
