@@ -88,6 +88,8 @@ class TrainConfig:
     # one `elastic` variant trained at all these depths at once (l3prune.elastic); [] trains none.
     # It changes what that variant learns, so it is a training key (not in NOT_TRAINING_KEYS)
     elastic_depths: list = _key(DEPTHS_SCHEMA, [])
+    # weight of the elastic loss's distillation term (l3prune.training.elastic); 0 trains without it
+    elastic_distillation: float = _key({"type": "number", "minimum": 0}, 0.0)
     l3prune_batch_size: int = _key(_POSITIVE_INT, 64)  # L3Prune's layerwise loss when autoprune runs it
     l3prune_num_batches: int = _key(_POSITIVE_INT, 100)
     # every TrainingArguments field the config gives (output_dir, learning_rate, seed, ...)
@@ -228,6 +230,11 @@ def parse_config(raw: Mapping, source: str = "<config>") -> TrainConfig:
     if repeated:
         raise ValueError(f"{source}: key 'percent_prune' asks for {', '.join(repeated)} more than once")
     values["elastic_depths"] = parse_depths(values.get("elastic_depths", []), source)
+    if values.get("elastic_distillation") and len(values["elastic_depths"]) < 2:
+        raise ValueError(
+            f"{source}: key 'elastic_distillation' needs 'elastic_depths' to list 2 or more depths, "
+            f"it lists {len(values['elastic_depths'])}"
+        )
     training_args = {k: v for k, v in raw.items() if k in trainer_keys}
     return TrainConfig(**values, training_args=training_args, source=source)
 

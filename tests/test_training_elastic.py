@@ -76,11 +76,14 @@ def test_elastic_depths_parse_with_weights_and_make_one_variant():
         ([{"depth": "full", "weight": 0}], "key 'elastic_depths[0]': weight 0 is not a number above 0"),
         (["full", 2, "full"], "key 'elastic_depths' lists full more than once"),
         ("full", "key 'elastic_depths': 'full' is not of type 'array'"),
+        ({"elastic_depths": ["full"], "elastic_distillation": 0.5}, "key 'elastic_distillation' needs"),
+        ({"elastic_depths": [2, "full"], "elastic_distillation": -1}, "key 'elastic_distillation': -1 is less"),
     ],
 )
 def test_bad_elastic_depths_are_one_line_errors(value, message):
+    keys = value if isinstance(value, dict) else {"elastic_depths": value}
     with pytest.raises(ValueError, match=re.escape(message)) as error:
-        parse_config(raw_config(elastic_depths=value), source="c.json")
+        parse_config(raw_config(**keys), source="c.json")
     assert str(error.value).startswith("c.json: ") and "\n" not in str(error.value)
 
 
@@ -135,6 +138,52 @@ def test_the_elastic_loss_at_each_depth_is_the_loss_of_the_model_cut_there(tiny_
     assert len({round(v.item(), 4) for v in loss.last}) == 3
 
 
+# ---------------------------------------------------------------- the distillation term
+
+
+def kl_by_hand(teacher_q, teacher_d, student_q, student_d, scale):
+    """Mean over queries of sum_j p_j log(p_j / s_j), p and s each query's softmax over the documents."""
+
+    def softmax(q, d):
+        q, d = (torch.nn.functional.normalize(x.double(), dim=-1) for x in (q, d))
+        logits = scale * q @ d.T
+        return logits.exp() / logits.exp().sum(dim=-1, keepdim=True)
+
+    p, s = softmax(teacher_q, teacher_d), softmax(student_q, student_d)
+    return (p * (p.log() - s.log())).sum(dim=-1).mean()
+
+
+def test_the_distillation_term_pulls_each_shallower_depths_ranking_to_the_deepests():
+    torch.manual_seed(0)
+    q, pos, neg = (torch.randn(4, 3, 8, requires_grad=True) for _ in range(3))
+    loss = ElasticLoss(LOSS, [1.0, 0.5, 2.0], distillation=0.3)
+    total = loss(q, pos, neg)
+    documents = torch.cat([pos, neg])
+    kls = [kl_by_hand(q[:, 2], documents[:, 2], q[:, i], documents[:, i], LOSS.scale) for i in (0, 1)]
+    contrastive = sum(w * LOSS(q[:, i], pos[:, i], neg[:, i]) for i, w in enumerate([1.0, 0.5, 2.0]))
+    torch.testing.assert_close(loss.last_distillation.double(), kls[0] + kls[1])
+    torch.testing.assert_close(total.double(), contrastive.double() + 0.3 * (kls[0] + kls[1]))
+    # the deepest depth is the teacher: the term moves only the shallower depths
+    q.grad = None
+    ElasticLoss(LOSS, [0.0, 0.0, 0.0], distillation=1.0)(q, pos, neg).backward()
+    assert q.grad[:, 2].abs().max() == 0 and q.grad[:, :2].abs().max() > 0
+    # a shallower depth that ranks as the deepest does is not pulled at all
+    assert loss.last_distillation > 1e-3
+    same = ElasticLoss(LOSS, [1.0, 1.0], distillation=1.0)
+    same(*(torch.stack([column[:, 2]] * 2, dim=1).detach() for column in (q, pos, neg)))
+    assert abs(same.last_distillation.item()) < 1e-6
+    with pytest.raises(ValueError, match="needs a loss with a scores\\(\\) method"):
+        ElasticLoss(torch.nn.MSELoss(), [1.0, 1.0], distillation=1.0)
+
+
+def test_without_distillation_the_loss_is_the_weighted_sum_alone():
+    torch.manual_seed(1)
+    columns = [torch.randn(4, 2, 8) for _ in range(3)]
+    plain, zero = ElasticLoss(LOSS, [1.0, 2.0]), ElasticLoss(LOSS, [1.0, 2.0], distillation=0.0)
+    torch.testing.assert_close(plain(*columns), zero(*columns), atol=0, rtol=0)
+    assert zero.last_distillation is None
+
+
 def test_the_deepest_depth_of_a_full_model_is_its_own_output(tiny_llama):
     encoder = lora_encoder(tiny_llama)
     features = batch(encoder)["query"]
@@ -157,28 +206,37 @@ def first_batch(encoder, data, size=4, seed=3):
     return ContrastiveCollator(encoder.tokenize)([dataset[i] for i in range(size)])
 
 
-def loss_of_layers(encoder, columns, k):
-    """The loss of the encoder run through its first k layers only (the same weights), the final
-    norm applied by the model itself: a k-layer model, without hidden states."""
+def embeddings_of_layers(encoder, columns, k):
+    """(queries, positives, negatives) of the encoder run through its first k layers only (the same
+    weights), the final norm applied by the model itself: a k-layer model, without hidden states."""
     body = base_model(encoder.model)
     layers = body.layers
     body.layers = torch.nn.ModuleList(list(layers)[:k])
     try:
-        return LOSS(*(encoder(features) for features in columns.values()))
+        return [encoder(features) for features in columns.values()]
     finally:
         body.layers = layers
 
 
+def loss_of_layers(encoder, columns, k):
+    return LOSS(*embeddings_of_layers(encoder, columns, k))
+
+
+@pytest.mark.parametrize("distillation", [0.0, 0.5])
 def test_one_step_moves_the_shared_lora_weights_by_the_summed_per_depth_gradients(
     tiny_llama,
     pairs,  # noqa: F811
     tmp_path,
+    distillation,
 ):
     from transformers import set_seed
 
     weights = {1: 1.0, 2: 0.25, 4: 2.0}
     depths = [1, {"depth": 2, "weight": 0.25}, {"depth": "full", "weight": 2.0}]
-    config = make_config(tiny_llama, pairs, tmp_path, elastic_depths=depths, stop_after_n_steps=1, **SGD)
+    config = make_config(
+        tiny_llama, pairs, tmp_path, elastic_depths=depths, elastic_distillation=distillation,
+        stop_after_n_steps=1, **SGD,
+    )  # fmt: skip
     folder = train(config, variant="elastic")["elastic"]
     # the run's initial adapter, its first batch, the three losses summed by hand
     set_seed(3)
@@ -188,6 +246,13 @@ def test_one_step_moves_the_shared_lora_weights_by_the_summed_per_depth_gradient
     encoder.train()
     columns = first_batch(encoder, pairs)
     total = sum(w * loss_of_layers(encoder, columns, k) for k, w in weights.items())
+    if distillation:
+        with torch.no_grad():
+            teacher_q, *teacher_documents = embeddings_of_layers(encoder, columns, 4)
+        for k in (1, 2):
+            q, *documents = embeddings_of_layers(encoder, columns, k)
+            kl = kl_by_hand(teacher_q, torch.cat(teacher_documents), q, torch.cat(documents), LOSS.scale)
+            total = total + distillation * kl.float()
     total.backward()
     logged = float(read_log(folder)[0]["loss"])
     assert logged == pytest.approx(total.item(), rel=1e-5)
@@ -352,6 +417,11 @@ DEPTHS = [1, 2, 4]
 WEIGHTS = [1.0, 0.5, 2.0]
 
 
+def elastic_loss():
+    """The weighted sum and the distillation term: both gather the global batch."""
+    return ElasticLoss(LOSS, WEIGHTS, distillation=0.5)
+
+
 def elastic_steps(model, columns, loss):
     """(loss, gradients) of a plain step and of a cached step (mini-batches of 1)."""
     value = loss(*model(**columns))
@@ -371,7 +441,7 @@ def ddp_worker(rank, port, path, out_dir):
     try:
         encoder = lora_encoder(path)
         ddp = DistributedDataParallel(ContrastiveModel(encoder, DEPTHS))
-        plain, cached = elastic_steps(ddp, batch(encoder, ROWS_OF_RANK[rank]), ElasticLoss(LOSS, WEIGHTS))
+        plain, cached = elastic_steps(ddp, batch(encoder, ROWS_OF_RANK[rank]), elastic_loss())
         torch.save({"plain": plain, "cached": cached}, out_dir / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -391,7 +461,7 @@ def test_two_processes_compute_the_elastic_loss_and_gradients_of_the_global_batc
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(WORLD)]
     encoder = lora_encoder(tiny_llama)
     whole_plain, whole_cached = elastic_steps(
-        ContrastiveModel(encoder, DEPTHS), batch(encoder), ElasticLoss(LOSS, WEIGHTS)
+        ContrastiveModel(encoder, DEPTHS), batch(encoder), elastic_loss()
     )
     assert_same_step(whole_cached, whole_plain)
     for result in results:
@@ -400,7 +470,7 @@ def test_two_processes_compute_the_elastic_loss_and_gradients_of_the_global_batc
         assert_same_step(result["cached"], whole_plain)
     # a process alone (half the batch) has another loss: the gather is at work
     half_plain, _ = elastic_steps(
-        ContrastiveModel(encoder, DEPTHS), batch(encoder, ROWS_OF_RANK[0]), ElasticLoss(LOSS, WEIGHTS)
+        ContrastiveModel(encoder, DEPTHS), batch(encoder, ROWS_OF_RANK[0]), elastic_loss()
     )
     assert abs(half_plain[0] - whole_plain[0]) > 1e-3
 

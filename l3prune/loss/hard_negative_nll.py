@@ -26,6 +26,14 @@ class HardNegativeNLLLoss(torch.nn.Module):
     def forward(
         self, q_reps: torch.Tensor, d_reps_pos: torch.Tensor, d_reps_neg: torch.Tensor | None = None
     ) -> torch.Tensor:
+        scores = self.scores(q_reps, d_reps_pos, d_reps_neg)
+        targets = torch.arange(len(scores), device=scores.device)  # positives come first, in query order
+        return F.cross_entropy(scores, targets)
+
+    def scores(
+        self, q_reps: torch.Tensor, d_reps_pos: torch.Tensor, d_reps_neg: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[global queries, global positives + negatives]: scale x cosine, the logits of the loss."""
         if q_reps.shape[0] != d_reps_pos.shape[0]:
             raise ValueError(
                 f"{q_reps.shape[0]} queries but {d_reps_pos.shape[0]} positives; each query needs exactly one positive"
@@ -37,9 +45,7 @@ class HardNegativeNLLLoss(torch.nn.Module):
         dtype = torch.promote_types(q_reps.dtype, torch.float32)  # bf16/fp16 similarities are too coarse
         queries = F.normalize(q_reps.to(dtype), dim=-1)
         documents = F.normalize(torch.cat(documents).to(dtype), dim=-1)
-        scores = self.scale * queries @ documents.T
-        targets = torch.arange(len(queries), device=scores.device)  # positives come first, in query order
-        return F.cross_entropy(scores, targets)
+        return self.scale * queries @ documents.T
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"

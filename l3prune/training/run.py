@@ -212,7 +212,7 @@ def _trainer(config: TrainConfig, encoder: LLMEncoder, args, name: str, work: Pa
     if depths is not None:
         from .elastic import ElasticLoss
 
-        loss_fn = ElasticLoss(loss_fn, [d.weight for d in depths])
+        loss_fn = ElasticLoss(loss_fn, [d.weight for d in depths], config.elastic_distillation)
     trainer = ContrastiveTrainer(
         encoder,
         loss_fn,
