@@ -368,5 +368,9 @@ def test_built_demo_assets_match_their_manifest():
     }
     assert len(lines["tasks/lee_sts.jsonl"]) == 1225
     assert 200 <= len(lines["train.jsonl"]) <= 1000
+    # the demo's training runs see each triple once: its steps fit in one pass over the pairs
+    training = json.loads((Path(__file__).parents[1] / "config" / "training" / "demo.json").read_text())
+    seen = training["stop_after_n_steps"] * training["per_device_train_batch_size"]
+    assert seen <= len(lines["train.jsonl"]) and training["num_train_epochs"] == 1
     config = json.loads(Path(folder, "model", "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"], config["dtype"]) == (30, 576, "float32")

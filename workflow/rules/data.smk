@@ -9,6 +9,7 @@ rule demo_assets:
     conda:
         "../envs/l3prune.yaml"
     params:
+        **step_params(None, "assets"),
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
         "python3 -m l3prune demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
