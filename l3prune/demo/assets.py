@@ -101,14 +101,8 @@ def _build_model(out_dir: Path, sources: list[Path]) -> None:
     gguf_to_hf_folder(sources[0], out_dir / "model", source)
 
 
-# Each article's lead and first 5 sections give 519 pairs: the demo's 60 steps of 8 see 480 of them
-# once each, so no variant trains on a triple twice (3 sections gave 361, and a second epoch).
-DEMO_SECTIONS_PER_PAGE = 5
-
-
 def _build_training_pairs(out_dir: Path, sources: list[Path]) -> None:
-    pairs = build_training_pairs(read_pages(sources[0]), sections_per_page=DEMO_SECTIONS_PER_PAGE)
-    write_jsonl(out_dir / "train.jsonl", pairs)
+    write_jsonl(out_dir / "train.jsonl", build_training_pairs(read_pages(sources[0])))
 
 
 def _build_lee_sts(out_dir: Path, sources: list[Path]) -> None:

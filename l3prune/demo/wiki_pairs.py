@@ -144,12 +144,14 @@ def truncate_words(text: str, max_words: int) -> str:
 
 
 def build_training_pairs(
-    pages: list[WikiPage], sections_per_page: int = 3, max_words: int = 80, seed: int = 0
+    pages: list[WikiPage], sections_per_page: int = 5, max_words: int = 80, seed: int = 0
 ) -> list[dict]:
     """Training lines {query, positive, negative, instruction}, deterministic for a given input and seed.
 
     Per article: the title -> its first lead paragraph, and "title: heading" -> the first paragraph
     of each of its first `sections_per_page` sections. The negative is a paragraph of another article.
+    5 sections make 519 pairs of the demo's 106 articles: its 60 steps of 8 see 480 of them once
+    each, so no demo variant trains on a triple twice.
     """
     articles = []
     for page in pages:

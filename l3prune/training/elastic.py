@@ -25,7 +25,7 @@ class ElasticLoss(torch.nn.Module):
     + distillation x sum_{i < deepest} KL(softmax(scores_deepest) || softmax(scores_i)),
     depths ordered shallowest first and scores the logits `loss_fn.scores` gives.
     `last` keeps each depth's loss of the last call (detached) and `last_distillation` the
-    distillation term's, for the training log."""
+    distillation term's, to look at one batch's parts (the training log has their sum)."""
 
     def __init__(self, loss_fn: torch.nn.Module, weights: Sequence[float], distillation: float = 0.0):
         super().__init__()
