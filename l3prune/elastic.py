@@ -138,16 +138,16 @@ def trained_depth_layers(folder, name: str) -> int:
     as its l3prune_encoder.json records it."""
     from pathlib import Path
 
-    from .encoder.settings import SETTINGS_FILE
+    from .encoder.settings import ELASTIC_DEPTHS, SETTINGS_FILE
     from .files import read_json
 
     settings = read_json(Path(folder) / SETTINGS_FILE, if_missing={})
-    depths = settings.get("elastic_depths") or []
+    depths = settings.get(ELASTIC_DEPTHS) or []
     for depth in depths:
         if depth["name"] == name:
             return depth["layers"]
     if not depths:
-        raise ValueError(f"{folder} is not an elastic model: its {SETTINGS_FILE} records no elastic_depths")
+        raise ValueError(f"{folder} is not an elastic model: its {SETTINGS_FILE} records no {ELASTIC_DEPTHS}")
     raise ValueError(
         f"{folder} was trained for elastic depths {', '.join(d['name'] for d in depths)}, not {name!r}"
     )
