@@ -182,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         task_group=group,
         training_datasets=trained_on,
     )
-    report(summary, args.out)
+    print_summary_line(summary, args.out)
 
 
 def elastic_depth_option(args: argparse.Namespace) -> tuple[int | None, str | None]:
@@ -232,7 +232,7 @@ def run_evaluate_untrained(args: argparse.Namespace) -> None:
         source=local.model_name_or_path,
         batch_size=args.batch_size,
     )
-    report(summary, args.out)
+    print_summary_line(summary, args.out)
 
 
 def training_datasets_option(path: str | None) -> set[str] | None:
@@ -242,7 +242,7 @@ def training_datasets_option(path: str | None) -> set[str] | None:
     return training_datasets(load_config(path).dataset_name) if path else None
 
 
-def report(summary: dict, out: str) -> None:
+def print_summary_line(summary: dict, out: str) -> None:
     group = summary.get("task_group")
     where = f" (group {group['index']} of {group['count']})" if group else ""
     average = "none" if summary["average"] is None else f"{summary['average']:.4f}"
@@ -255,4 +255,4 @@ def run_merge(args: argparse.Namespace) -> None:
 
     summary = merge_parts(args.parts)
     write_json(args.out, summary)
-    report(summary, args.out)
+    print_summary_line(summary, args.out)
