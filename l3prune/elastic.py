@@ -23,7 +23,7 @@ from dataclasses import dataclass
 ELASTIC = "elastic"  # the variant's name
 ROW_SEPARATOR = "@"  # elastic@small: the elastic variant evaluated at its depth `small`
 NAMED_DEPTHS = ("small", "large", "full")
-POINT_DEPTHS = ("small", "large")  # the depths whose layer count comes from the prune points
+POINT_DEPTHS = ("small", "large")  # the depths and variants whose layer count comes from the prune points
 DEPTHS_SCHEMA = {"type": "array"}  # [] trains no elastic variant; parse_depths checks the items
 ACCEPTED = (
     '"small", "large", "full", a fraction in (0, 1) to drop, a whole layer count to keep, '
@@ -43,11 +43,23 @@ class ElasticDepth:
         return {"name": self.name, "layers": self.layers, "weight": self.weight}
 
 
+def variant_name(value: float | int) -> str:
+    """0.25 -> 'p25' (drop 25% of the layers); 8 -> 'l8' (keep 8 layers): the name a pruned variant
+    and an elastic depth share."""
+    if isinstance(value, numbers.Integral):
+        return f"l{value}"
+    return f"p{value * 100:g}"
+
+
 def depth_name(value: str | float | int) -> str:
     """'small' -> 'small'; 0.25 -> 'p25'; 8 -> 'l8' (the names variants give the same values)."""
-    from .variants import variant_name  # variants imports this module
-
     return value if isinstance(value, str) else variant_name(value)
+
+
+def missing_prune_points(subject: str) -> str:
+    """The error when `subject` (a variant, an elastic depth) takes its layer count from prune points
+    that were not given."""
+    return f"{subject} needs L3Prune's prune points: pass --prune-points points.json or let train run L3Prune"
 
 
 def row_name(depth: str) -> str:
@@ -91,7 +103,7 @@ def parse_depths(items: Sequence, source: str = "<config>") -> list[dict]:
     return parsed
 
 
-def needs_prune_points(depths: Sequence[Mapping]) -> bool:
+def depths_need_prune_points(depths: Sequence[Mapping]) -> bool:
     return any(d["depth"] in POINT_DEPTHS for d in depths)
 
 
@@ -109,10 +121,7 @@ def resolve_depths(
             layers = num_layers
         elif value in POINT_DEPTHS:
             if prune_points is None:
-                raise ValueError(
-                    f"{source}: elastic depth '{value}' needs L3Prune's prune points: "
-                    "pass --prune-points points.json or let train run L3Prune"
-                )
+                raise ValueError(missing_prune_points(f"{source}: elastic depth '{value}'"))
             layers = prune_points[value]
         else:
             layers = layers_to_keep(value, num_layers)
@@ -129,16 +138,16 @@ def trained_depth_layers(folder, name: str) -> int:
     as its l3prune_encoder.json records it."""
     from pathlib import Path
 
-    from .encoder.settings import SETTINGS_FILE
+    from .encoder.settings import ELASTIC_DEPTHS, SETTINGS_FILE
     from .files import read_json
 
     settings = read_json(Path(folder) / SETTINGS_FILE, if_missing={})
-    depths = settings.get("elastic_depths") or []
+    depths = settings.get(ELASTIC_DEPTHS) or []
     for depth in depths:
         if depth["name"] == name:
             return depth["layers"]
     if not depths:
-        raise ValueError(f"{folder} is not an elastic model: its {SETTINGS_FILE} records no elastic_depths")
+        raise ValueError(f"{folder} is not an elastic model: its {SETTINGS_FILE} records no {ELASTIC_DEPTHS}")
     raise ValueError(
         f"{folder} was trained for elastic depths {', '.join(d['name'] for d in depths)}, not {name!r}"
     )

@@ -14,21 +14,11 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Mapping
 
-from .elastic import ELASTIC
+from .elastic import ELASTIC, POINT_DEPTHS, depths_need_prune_points, missing_prune_points, variant_name
 from .files import read_json
-
-L3PRUNE_VARIANTS = ("small", "large")  # the variants whose layer count comes from the prune points
-
-
-def variant_name(value: float | int) -> str:
-    """0.25 -> 'p25' (drop 25% of the layers); 8 -> 'l8' (keep 8 layers)."""
-    if isinstance(value, numbers.Integral):
-        return f"l{value}"
-    return f"p{value * 100:g}"
 
 
 def variant_names(config) -> list[str]:
@@ -47,9 +37,7 @@ def variant_names(config) -> list[str]:
 
 def needs_prune_points(config, name: str) -> bool:
     """Whether variant `name` of `config` takes layer counts from L3Prune's prune points."""
-    from .elastic import needs_prune_points as elastic_needs
-
-    return name in L3PRUNE_VARIANTS or (name == ELASTIC and elastic_needs(config.elastic_depths))
+    return name in POINT_DEPTHS or (name == ELASTIC and depths_need_prune_points(config.elastic_depths))
 
 
 def check_variant_name(config, name: str) -> str:
@@ -66,11 +54,10 @@ def variant_value(config, name: str, prune_points: Mapping | None = None) -> flo
     check_variant_name(config, name)
     if name in ("full", ELASTIC):
         return None
-    if name in L3PRUNE_VARIANTS:
+    if name in POINT_DEPTHS:
         if prune_points is None:
             raise ValueError(
-                f"{config.source}: variant '{name}' (autoprune '{config.autoprune}') needs L3Prune's prune points: "
-                "pass --prune-points points.json or let train run L3Prune"
+                missing_prune_points(f"{config.source}: variant '{name}' (autoprune '{config.autoprune}')")
             )
         return check_prune_points(prune_points)[name]
     return next(v for v in config.percent_prune if variant_name(v) == name)

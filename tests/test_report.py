@@ -56,7 +56,7 @@ def write_variant(folder, layers, parameters, sts, classification, seconds, base
 
 
 def write_baseline(folder, layers, parameters, sts, classification, **fields):
-    """What `l3prune evaluate BASE_MODEL --num-layers K --out <variant>/untrained/mteb.json` writes."""
+    """What `l3prune evaluate-untrained CONFIG --variant V --out <variant>/untrained/mteb.json` writes."""
     (folder / "untrained").mkdir(parents=True, exist_ok=True)
     summary = mteb_summary(layers, parameters, sts, classification, 5.0) | fields
     (folder / "untrained" / "mteb.json").write_text(json.dumps(summary))
@@ -331,7 +331,7 @@ def test_baseline_with_other_tasks_is_an_error(with_baselines, tmp_path, capsys)
 def test_baseline_cut_to_another_layer_count_is_an_error(with_baselines, tmp_path):
     write_baseline(with_baselines / "small", 9, 42_000_000, 0.3, 0.4)
     with pytest.raises(ValueError, match=r"small/untrained/mteb.json evaluated 9 layers but the trained variant "
-                       r"keeps 8: evaluate the baseline with --num-layers 8$"):  # fmt: skip
+                       r"keeps 8: evaluate the baseline with `l3prune evaluate-untrained CONFIG --variant small`$"):  # fmt: skip
         write_report(with_baselines, tmp_path)
 
 

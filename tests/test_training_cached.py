@@ -310,6 +310,16 @@ def test_the_trainer_refuses_a_mini_batch_size_below_one(tiny_llama, tmp_path):
         ContrastiveTrainer(encoder, LOSS, args, [], loss_mini_batch_size=0)
 
 
+def test_the_trainer_refuses_data_read_out_of_order(tmp_path):
+    from transformers import TrainingArguments
+
+    from l3prune.training.trainer import ContrastiveTrainer
+
+    args = TrainingArguments(output_dir=str(tmp_path), train_sampling_strategy="random", report_to="none")
+    with pytest.raises(ValueError, match="train_sampling_strategy must be 'sequential' .* got 'random'$"):
+        ContrastiveTrainer(None, LOSS, args, [])
+
+
 @pytest.mark.slow
 def test_two_training_processes_with_the_cached_loss_train_as_one_without(tiny_llama, pairs, tmp_path):  # noqa: F811
     common = dict(optim="sgd", max_grad_norm=0.0, learning_rate=0.1, warmup_steps=0, lora_dropout=0.0)

@@ -5,6 +5,9 @@ Range request; a server that ignores Range makes it start over. `<dest>` appears
 after the whole file arrived, is not an HTML page (what a sign-in, quota or virus-scan page of a file
 host such as Google Drive sends instead of the file) and its sha256 matched, so an existing `<dest>`
 is a finished download.
+
+download_archive() also unpacks a zip or tar archive, and can check the unpacked files' layout
+(data_layout) before the folder appears.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ import html
 import http.client
 import os
 import re
+import shutil
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..files import check_sha256, normalize_sha256, sha256_file
+from ..files import check_sha256, extract_archive, normalize_sha256, sha256_file
+from .data_layout import check_layout
 
 _CONTENT_RANGE_START = re.compile(r"bytes (\d+)-")
 _HTML_START = re.compile(
@@ -69,6 +76,40 @@ def download(
     _verify(part, dest, url, sha256, expected, check)
     os.replace(part, dest)
     return dest
+
+
+def download_archive(
+    url: str,
+    archive: str | os.PathLike,
+    sha256: str | None,
+    dest: str | os.PathLike,
+    subdir: str | None = None,
+    layout: str | None = None,
+) -> Path:
+    """Download the zip or tar archive `url` to `archive` (as download() does) and unpack it into
+    `dest` (its folder `subdir` only, when given); with `layout`, `dest` appears only once its files
+    are checked (data_layout.check_layout). Returns `dest`."""
+    archive = download(url, archive, sha256, expected="a zip or tar archive", check=_check_archive)
+    dest = Path(dest)
+    if not layout or dest.exists():
+        extract_archive(archive, dest, subdir)
+        return dest
+    unchecked = dest.with_name(dest.name + ".unchecked")
+    shutil.rmtree(unchecked, ignore_errors=True)  # what a failed check left
+    extract_archive(archive, unchecked, subdir)
+    try:
+        check_layout(unchecked, layout)
+    except ValueError as err:
+        raise ValueError(f"{err}; unpacked from {archive}, left in {unchecked} to look at") from None
+    os.replace(unchecked, dest)
+    return dest
+
+
+def _check_archive(path: Path) -> None:
+    if not (zipfile.is_zipfile(path) or tarfile.is_tarfile(path)):
+        with open(path, "rb") as file:
+            head = file.read(16)
+        raise ValueError(f"got {head!r}... instead of a zip or tar archive")
 
 
 def _existing(dest: Path, url: str, sha256: str | None, expected: str) -> Path:

@@ -64,7 +64,7 @@ def run_demo_assets(args: argparse.Namespace) -> None:
 
 
 def run_download(args: argparse.Namespace) -> None:
-    from ..assets.download import download
+    from ..assets.download import download, download_archive
 
     for option in ("subdir", "layout"):
         if getattr(args, option) and not args.extract:
@@ -72,40 +72,7 @@ def run_download(args: argparse.Namespace) -> None:
     if not args.extract:
         download(args.url, args.out, args.sha256)
         return
-    download(args.url, args.out, args.sha256, expected="a zip or tar archive", check=_check_archive)
-    _extract_checked(args.out, args.extract, args.subdir, args.layout)
-
-
-def _check_archive(path: Path) -> None:
-    import tarfile
-    import zipfile
-
-    if not (zipfile.is_zipfile(path) or tarfile.is_tarfile(path)):
-        with open(path, "rb") as file:
-            head = file.read(16)
-        raise ValueError(f"got {head!r}... instead of a zip or tar archive")
-
-
-def _extract_checked(archive: Path, dest: Path, subdir: str | None, layout: str | None) -> None:
-    """Unpack `archive` into `dest`; with `layout`, `dest` appears only once its files are checked."""
-    import os
-    import shutil
-
-    from ..files import extract_archive
-
-    if not layout or dest.exists():
-        extract_archive(archive, dest, subdir)
-        return
-    from ..assets.data_layout import check_layout
-
-    unchecked = dest.with_name(dest.name + ".unchecked")
-    shutil.rmtree(unchecked, ignore_errors=True)  # what a failed check left
-    extract_archive(archive, unchecked, subdir)
-    try:
-        check_layout(unchecked, layout)
-    except ValueError as err:
-        raise ValueError(f"{err}; unpacked from {archive}, left in {unchecked} to look at") from None
-    os.replace(unchecked, dest)
+    download_archive(args.url, args.out, args.sha256, args.extract, args.subdir, args.layout)
 
 
 def run_download_model(args: argparse.Namespace) -> None:

@@ -137,6 +137,7 @@ def default_name(source: str, encoder, num_layers: int | None) -> str:
     another saved encoder folder is named after itself; a plain model is `full`, or `lK` when cut
     to K layers (the project's variant names)."""
     from ..encoder.llm_encoder import SETTINGS_FILE
+    from ..evaluation.mteb_model import mteb_name
     from ..files import read_json
 
     folder = Path(source)
@@ -148,7 +149,7 @@ def default_name(source: str, encoder, num_layers: int | None) -> str:
         variant = folder.resolve().name
     else:
         variant = "full" if num_layers is None else f"l{num_layers}"
-    return f"l3prune/{Path(str(base)).name}-{variant}"
+    return mteb_name(base, variant)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -181,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         task_group=group,
         training_datasets=trained_on,
     )
-    report(summary, args.out)
+    print_summary_line(summary, args.out)
 
 
 def elastic_depth_option(args: argparse.Namespace) -> tuple[int | None, str | None]:
@@ -190,18 +191,20 @@ def elastic_depth_option(args: argparse.Namespace) -> tuple[int | None, str | No
     if args.elastic_depth is None:
         return args.num_layers, args.name
     from ..elastic import row_name, trained_depth_layers
+    from ..evaluation.mteb_model import mteb_name
     from ..files import read_json
 
     if args.num_layers is not None:
         raise ValueError("give --num-layers or --elastic-depth, not both")
     layers = trained_depth_layers(args.variant, args.elastic_depth)
     base = read_json(Path(args.variant) / "model_info.json", if_missing={}).get("base_model", "model")
-    return layers, args.name or f"l3prune/{Path(str(base)).name}-{row_name(args.elastic_depth)}"
+    return layers, args.name or mteb_name(base, row_name(args.elastic_depth))
 
 
 def run_evaluate_untrained(args: argparse.Namespace) -> None:
     from ..config import load_config
     from ..encoder import LLMEncoder
+    from ..evaluation.mteb_model import mteb_name
     from ..evaluation.run import evaluate
     from ..evaluation.tasks_file import load_tasks_file
     from ..precision import encoder_kwargs, resolve_precision
@@ -225,11 +228,11 @@ def run_evaluate_untrained(args: argparse.Namespace) -> None:
         encoder,
         tasks,
         args.out,
-        name=args.name or f"l3prune/{Path(config.model_name_or_path).name}-{args.variant}-untrained",
+        name=args.name or mteb_name(config.model_name_or_path, f"{args.variant}-untrained"),
         source=local.model_name_or_path,
         batch_size=args.batch_size,
     )
-    report(summary, args.out)
+    print_summary_line(summary, args.out)
 
 
 def training_datasets_option(path: str | None) -> set[str] | None:
@@ -239,7 +242,7 @@ def training_datasets_option(path: str | None) -> set[str] | None:
     return training_datasets(load_config(path).dataset_name) if path else None
 
 
-def report(summary: dict, out: str) -> None:
+def print_summary_line(summary: dict, out: str) -> None:
     group = summary.get("task_group")
     where = f" (group {group['index']} of {group['count']})" if group else ""
     average = "none" if summary["average"] is None else f"{summary['average']:.4f}"
@@ -252,4 +255,4 @@ def run_merge(args: argparse.Namespace) -> None:
 
     summary = merge_parts(args.parts)
     write_json(args.out, summary)
-    report(summary, args.out)
+    print_summary_line(summary, args.out)

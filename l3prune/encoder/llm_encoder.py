@@ -21,11 +21,10 @@ from ..files import atomic_output, read_json
 from .inputs import Input, InputBuilder
 from .layers import decoder_layers, final_norm, keep_first_layers, layers_to_keep, truncate_config
 from .pooling import pool
-from .settings import DEFAULTS, SETTINGS_FILE, check_pooling_mode
+from .settings import DEFAULTS, ELASTIC_DEPTHS, SETTINGS_FILE, check_pooling_mode
 
 logger = logging.getLogger(__name__)
 
-ELASTIC_DEPTHS = "elastic_depths"  # the settings file's record of the depths an elastic run trained
 _WARNED_DEPTHS: set[tuple[str, int]] = set()  # (model, layers) already warned about: once each
 
 # from_pretrained keywords that also apply to the config and the tokenizer

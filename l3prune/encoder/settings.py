@@ -6,6 +6,7 @@ Light to import (no torch), so that training configs and the workflow can check 
 from __future__ import annotations
 
 SETTINGS_FILE = "l3prune_encoder.json"
+ELASTIC_DEPTHS = "elastic_depths"  # the settings file's record of the depths an elastic run trained
 POOLING_MODES = ("mean", "weighted_mean", "eos_token", "last_token", "bos_token")
 DEFAULTS = dict(
     pooling_mode="weighted_mean",

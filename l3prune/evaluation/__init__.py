@@ -5,6 +5,8 @@ Usage (see docs/evaluation.md):
     summary = evaluate(encoder, load_tasks_file("config/eval/demo.yaml"), "results/m/v/mteb.json", name="l3prune/m-v")
 """
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {
     "evaluate": "run",
     "resolve_tasks": "run",
@@ -20,11 +22,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name):
-    # resolved on use: importing the package costs nothing until a name is used
-    if name in _EXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

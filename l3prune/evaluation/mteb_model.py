@@ -177,6 +177,12 @@ def published_parameters(encoder) -> int:
     return sum(p.numel() for name, p in encoder.model.named_parameters() if "lora_" not in name)
 
 
+def mteb_name(base_model: str | Path, variant: str) -> str:
+    """The mteb model name of `variant` of `base_model` (a hub name or a path): l3prune/<the base
+    model's last path part>-<variant>, e.g. l3prune/Meta-Llama-3-8B-Instruct-small."""
+    return f"l3prune/{Path(str(base_model)).name}-{variant}"
+
+
 def model_meta(
     encoder,
     name: str,

@@ -131,6 +131,10 @@ class EvalConfig:
         return {**local, **self.instructions}
 
 
+# the tasks file's keys that are EvalConfig fields as they are
+_SETTINGS = ("instructions", "batch_size", "max_length", "cache", "disk_cache", "keep_embeddings")
+
+
 def benchmark_tasks(name: str) -> list:
     """The mteb task objects of an MTEB benchmark (mteb is imported here: only a benchmark needs it)."""
     import mteb
@@ -239,14 +243,5 @@ def load_tasks_file(path: str | Path) -> EvalConfig:
                 f"{path}: local task name(s) {', '.join(clashes)} also name task(s) of benchmark {benchmark!r}; "
                 "give the local task(s) another name"
             )
-    return EvalConfig(
-        tasks=tasks,
-        benchmark=benchmark,
-        local_tasks=local_tasks,
-        instructions=data.get("instructions", {}),
-        batch_size=data.get("batch_size", 32),
-        max_length=data.get("max_length"),
-        cache=data.get("cache", True),
-        disk_cache=data.get("disk_cache", True),
-        keep_embeddings=data.get("keep_embeddings", False),
-    )
+    given = {key: data[key] for key in _SETTINGS if key in data}  # EvalConfig's defaults for the rest
+    return EvalConfig(tasks=tasks, benchmark=benchmark, local_tasks=local_tasks, **given)

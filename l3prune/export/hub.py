@@ -14,7 +14,7 @@ from pathlib import Path
 from ..assets.hub_model import hub_name
 from ..files import atomic_output, read_json
 from .card import model_card
-from .merged import check_new_output, load_merged
+from .common import check_new_output, load_merged
 from .sentence_transformers import write_sentence_transformers
 
 

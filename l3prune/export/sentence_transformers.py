@@ -21,7 +21,7 @@ from pathlib import Path
 from ..encoder import LLMEncoder
 from ..evaluation.instructions import DEFAULT_INSTRUCTIONS_FILE, InstructionTable, load_instruction_table
 from ..files import atomic_output
-from .merged import check_new_output, load_merged
+from .common import check_new_output, load_merged
 
 
 def task_prompts(table: InstructionTable) -> dict[str, str]:

@@ -4,7 +4,7 @@ Per variant folder (results/<model>/<variant>/):
     mteb.json                the trained variant's scores (`l3prune evaluate VARIANT_DIR`)
     model/model_info.json    its layers and parameters before and after pruning (`l3prune train`)
     untrained/mteb.json      the untrained baseline: the base model cut to the same layer count,
-                             evaluated on the same tasks (`l3prune evaluate BASE_MODEL --num-layers K`;
+                             evaluated on the same tasks (`l3prune evaluate-untrained CONFIG --variant V`;
                              for `full` the base model as it is)
 
 A row `elastic@<depth>` (results/<model>/elastic@small/mteb.json, `l3prune evaluate --elastic-depth`)
@@ -95,14 +95,14 @@ def read_variant_result(variant_dir: str | os.PathLike, untrained: bool = True) 
     baseline = None
     if untrained and baseline_path.is_file():
         baseline = read_evaluation(
-            baseline_path, ("num_layers",), "l3prune evaluate BASE_MODEL --num-layers K"
+            baseline_path, ("num_layers",), "l3prune evaluate-untrained CONFIG --variant V"
         )
     if baseline is not None and not (folder / MTEB_FILE).exists():
         return _baseline_only(folder, baseline)
     trained = read_evaluation(folder / MTEB_FILE, ("encode_seconds",), "l3prune evaluate")
     size = _size(folder, trained)
     if baseline is not None:
-        check_same_settings(baseline, trained, size["layers_after"])
+        check_same_settings(baseline, trained, size["layers_after"], folder.name)
     return VariantResult(
         variant=folder.name,
         num_layers=size["layers_after"],
@@ -157,13 +157,13 @@ def _baseline_only(folder: Path, baseline: Evaluation) -> VariantResult:
     )
 
 
-def check_same_settings(baseline: Evaluation, trained: Evaluation, layers: int) -> None:
+def check_same_settings(baseline: Evaluation, trained: Evaluation, layers: int, variant: str) -> None:
     """The baseline is the trained variant's model before training: as many layers, the same
     evaluation length, so that the difference is what training did."""
     if baseline.num_layers != layers:
         raise ValueError(
             f"{baseline.source} evaluated {baseline.num_layers} layers but the trained variant keeps "
-            f"{layers}: evaluate the baseline with --num-layers {layers}"
+            f"{layers}: evaluate the baseline with `l3prune evaluate-untrained CONFIG --variant {variant}`"
         )
     if None not in (baseline.max_length, trained.max_length) and baseline.max_length != trained.max_length:
         raise ValueError(

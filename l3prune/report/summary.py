@@ -19,7 +19,7 @@ import os
 from ..files import atomic_output
 from .results import Evaluation, VariantResult
 
-BASELINE = "full"  # the unpruned variant, listed first; its untrained scores are the reference
+REFERENCE_VARIANT = "full"  # the unpruned variant, listed first; its untrained scores are the reference
 
 
 def check_one_model(results: list[VariantResult]) -> None:
@@ -47,7 +47,7 @@ def base_parameters(results: list[VariantResult]) -> int | None:
     for result in results:
         if result.base_parameters is not None:
             return result.base_parameters
-    full = [r for r in results if r.variant == BASELINE]
+    full = [r for r in results if r.variant == REFERENCE_VARIANT]
     return full[0].num_parameters if full else None
 
 
@@ -63,9 +63,9 @@ def summary_rows(results: list[VariantResult]) -> list[dict]:
     check_one_model(results)
     tasks = next(e for r in results for e in (r.trained, r.untrained) if e is not None).scores
     base = base_parameters(results)
-    reference = next((r.untrained for r in results if r.variant == BASELINE), None)
+    reference = next((r.untrained for r in results if r.variant == REFERENCE_VARIANT), None)
     with_baselines = any(r.untrained is not None for r in results)
-    ordered = sorted(results, key=lambda r: (r.variant != BASELINE, -r.num_parameters, r.variant))
+    ordered = sorted(results, key=lambda r: (r.variant != REFERENCE_VARIANT, -r.num_parameters, r.variant))
     rows = []
     for r in ordered:
         trained, untrained = r.trained, r.untrained

@@ -12,17 +12,24 @@ from ..config import TrainConfig
 logger = logging.getLogger(__name__)
 
 
+def check_sequential_sampling(strategy: str, where: str) -> None:
+    """Contrastive training reads the data in order: a training config's key and the Trainer's
+    arguments are both checked by this."""
+    if strategy != "sequential":
+        raise ValueError(
+            f"{where} must be 'sequential' (each global batch is one block of one sub-dataset), got {strategy!r}"
+        )
+
+
 def training_arguments(config: TrainConfig, checkpoint_dir: str | os.PathLike, bf16: bool, fp16: bool):
     """The config's TrainingArguments fields, plus what contrastive training fixes: checkpoints in
     `checkpoint_dir`, data read in order, the precision this machine has."""
     from transformers import TrainingArguments
 
     kwargs = dict(config.training_args)
-    if kwargs.get("train_sampling_strategy", "sequential") != "sequential":
-        raise ValueError(
-            f"{config.source}: key 'train_sampling_strategy' must be 'sequential' (each global batch is one block "
-            f"of one sub-dataset), got {kwargs['train_sampling_strategy']!r}"
-        )
+    check_sequential_sampling(
+        kwargs.get("train_sampling_strategy", "sequential"), f"{config.source}: key 'train_sampling_strategy'"
+    )
     if "resume_from_checkpoint" in kwargs:
         raise ValueError(
             f"{config.source}: remove key 'resume_from_checkpoint': a run resumes by itself from its last checkpoint"

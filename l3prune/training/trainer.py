@@ -27,6 +27,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..loss.cached import cache_gradients
+from .arguments import check_sequential_sampling
 from .collator import ContrastiveCollator
 
 COMPLETE_MARK = "l3prune_complete"  # in a checkpoint-N folder: every process finished writing it
@@ -150,11 +151,7 @@ class ContrastiveTrainer(Trainer):
         depths=None,
         keep_checkpoints: int | None = 2,
     ):
-        if args.train_sampling_strategy != "sequential":
-            raise ValueError(
-                f"train_sampling_strategy={args.train_sampling_strategy!r}: contrastive training reads the data in "
-                "order ('sequential'), so that each global batch comes from one sub-dataset"
-            )
+        check_sequential_sampling(args.train_sampling_strategy, "TrainingArguments' train_sampling_strategy")
         if loss_mini_batch_size is not None and loss_mini_batch_size < 1:
             raise ValueError(
                 f"loss_mini_batch_size={loss_mini_batch_size}: must be a whole number of at least 1, or null"
