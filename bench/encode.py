@@ -14,24 +14,15 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from timing import best_time
 
 
 def real_texts(tasks_dir: Path, n: int) -> list[str]:
     rows = [json.loads(line) for line in (tasks_dir / "bbc_classification.jsonl").open()]
     texts = [" ".join(r["text"].split()[: 40 + 7 * (i % 20)]) for i, r in enumerate(rows)]  # varied lengths
     return (texts * (n // len(texts) + 1))[:n]
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and kernel selection
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_rss_of_load(model: str, num_layers: int | None) -> float:
@@ -82,8 +73,8 @@ def main() -> None:
     same = (encoder.encode(texts[:8]) - st.encode(texts[:8], convert_to_tensor=True).cpu()).abs().max().item()
     print(f"same work: max |difference| between the two libraries' embeddings {same:.1e}")
 
-    t_st = best_time(lambda: st.encode(texts, batch_size=args.batch_size), args.repeats)
-    t_ours = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)
+    t_st, _ = best_time(lambda: st.encode(texts, batch_size=args.batch_size), args.repeats)
+    t_ours, _ = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)
     print(
         f"(a) sentence-transformers {len(texts) / t_st:.1f} texts/s, l3prune {len(texts) / t_ours:.1f} texts/s: "
         f"ratio {t_st / t_ours:.2f} (goal >= 1.0)"
@@ -91,7 +82,7 @@ def main() -> None:
 
     full_layers = encoder.num_layers
     encoder.prune(10)
-    t_pruned = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)
+    t_pruned, _ = best_time(lambda: encoder.encode(texts, batch_size=args.batch_size), args.repeats)
     print(
         f"(b) {full_layers} layers {len(texts) / t_ours:.1f} texts/s, 10 layers {len(texts) / t_pruned:.1f} texts/s: "
         f"speedup {t_ours / t_pruned:.2f}x (goal >= 2.5x, ideal {full_layers / 10:.1f}x)"

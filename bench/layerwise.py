@@ -13,23 +13,52 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
+
+from timing import best_time
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resources/demo/model")
     parser.add_argument("--data", default="resources/demo/train.jsonl")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-batches", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def plain_forward_loss(encoder, loss_fn, batches: list[list]) -> float:
+    """The summed loss of one plain forward of the encoder as it is over every batch."""
+    import torch
+
+    with torch.inference_mode():
+        return sum(
+            loss_fn(*(encoder(encoder.tokenize(list(col))) for col in zip(*batch, strict=True))).item()
+            for batch in batches
+        )
+
+
+def naive_curve(encoder, loss_fn, batches: list[list]) -> list[float]:
+    """The layerwise loss the naive way: cut to each k = 1..N layers and run the forward again."""
+    from l3prune.encoder.layers import base_model, keep_first_layers
+
+    body = base_model(encoder.model)
+    all_layers, full_config = body.layers, copy.deepcopy(body.config)
+    curve = []
+    for k in range(1, len(all_layers) + 1):
+        keep_first_layers(encoder.model, k)
+        curve.append(plain_forward_loss(encoder, loss_fn, batches) / len(batches))
+        body.layers, body.config = all_layers, copy.deepcopy(full_config)
+    return curve
+
+
+def main() -> None:
+    args = parse_args()
 
     import torch
 
     from l3prune import LLMEncoder
     from l3prune.dataset.utils import load_dataset
-    from l3prune.encoder.layers import base_model, keep_first_layers
     from l3prune.layerwise import layerwise_loss
     from l3prune.loss.utils import load_loss
 
@@ -41,41 +70,13 @@ def main() -> None:
         for b in range(args.num_batches)
     ]
 
-    def plain_forward_loss() -> float:
-        with torch.inference_mode():
-            return sum(
-                loss_fn(*(encoder(encoder.tokenize(list(col))) for col in zip(*batch, strict=True))).item()
-                for batch in batches
-            )
-
-    def one_pass() -> list[float]:
-        return layerwise_loss(encoder, dataset, loss_fn, args.batch_size, args.num_batches)
-
-    body = base_model(encoder.model)
-    all_layers, full_config = body.layers, copy.deepcopy(body.config)
-
-    def naive() -> list[float]:
-        curve = []
-        for k in range(1, len(all_layers) + 1):
-            keep_first_layers(encoder.model, k)
-            curve.append(plain_forward_loss() / len(batches))
-            body.layers, body.config = all_layers, copy.deepcopy(full_config)
-        return curve
-
-    def timed(fn):
-        fn()  # warm-up
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            result = fn()
-            best = min(best, time.perf_counter() - start)
-        return best, result
-
-    t_plain, _ = timed(plain_forward_loss)
-    t_one, curve = timed(one_pass)
-    t_naive, naive_curve = timed(naive)
+    t_plain, _ = best_time(lambda: plain_forward_loss(encoder, loss_fn, batches), args.repeats)
+    t_one, curve = best_time(
+        lambda: layerwise_loss(encoder, dataset, loss_fn, args.batch_size, args.num_batches), args.repeats
+    )
+    t_naive, naive = best_time(lambda: naive_curve(encoder, loss_fn, batches), args.repeats)
     n = len(curve)
-    drift = max(abs(a - b) for a, b in zip(curve, naive_curve, strict=True))
+    drift = max(abs(a - b) for a, b in zip(curve, naive, strict=True))
     print(
         f"{n} layers, {args.num_batches} batches of {args.batch_size} triples, torch threads {torch.get_num_threads()}"
     )

@@ -20,20 +20,12 @@ import subprocess
 import sys
 import time
 
+from timing import peak_rss_mb
 
-def measure(args: argparse.Namespace) -> dict:
-    """Train `args.steps` steps of one configuration in this process; steps/s after warm-up, peak memory."""
-    import resource
 
-    import torch
-    from transformers import TrainerCallback, TrainingArguments
-
-    from l3prune import LLMEncoder
-    from l3prune.dataset.utils import load_dataset
-    from l3prune.loss.utils import load_loss
-    from l3prune.training.elastic import ElasticLoss
-    from l3prune.training.lora import add_lora
-    from l3prune.training.trainer import ContrastiveTrainer
+def step_timer():
+    """A TrainerCallback whose `times` holds the moment each training step ended."""
+    from transformers import TrainerCallback
 
     class StepTimes(TrainerCallback):
         def __init__(self):
@@ -42,13 +34,25 @@ def measure(args: argparse.Namespace) -> dict:
         def on_step_end(self, *_, **__):
             self.times.append(time.perf_counter())
 
-    depths = sorted(args.elastic) if args.elastic else None
-    layers = depths[-1] if depths else args.layers
+    return StepTimes()
+
+
+def lora_encoder(args: argparse.Namespace, layers: int | None):
+    """The model cut to `layers` (None: all), LoRA r=16 added, as `l3prune train` trains it."""
+    from l3prune import LLMEncoder
+    from l3prune.training.lora import add_lora
+
     encoder = LLMEncoder.from_pretrained(args.model, num_layers=layers, max_length=args.max_length)
     encoder.model.config.use_cache = False
     add_lora(encoder, r=16, alpha=32, dropout=0.05)
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    training_args = TrainingArguments(
+    return encoder
+
+
+def training_arguments(args: argparse.Namespace):
+    """The warm-up and timed steps of one configuration, nothing saved or logged."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=args.scratch,
         per_device_train_batch_size=args.batch_size,
         max_steps=args.warmup + args.steps,
@@ -62,30 +66,44 @@ def measure(args: argparse.Namespace) -> dict:
         logging_strategy="no",
         dataloader_pin_memory=False,
     )
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Train `args.steps` steps of one configuration in this process (a fresh one: run_fresh);
+    steps/s after warm-up, peak memory."""
+    import torch
+
+    from l3prune.dataset.utils import load_dataset
+    from l3prune.loss.utils import load_loss
+    from l3prune.training.elastic import ElasticLoss
+    from l3prune.training.trainer import ContrastiveTrainer
+
+    depths = sorted(args.elastic) if args.elastic else None
+    encoder = lora_encoder(args, depths[-1] if depths else args.layers)
+    rss_loaded = peak_rss_mb()
     dataset = load_dataset("jsonl", file_path=args.data, effective_batch_size=args.batch_size)
-    timer = StepTimes()
+    timer = step_timer()
     loss_fn = load_loss("HardNegativeNLLLoss", scale=50.0)
     trainer = ContrastiveTrainer(
         encoder,
         loss_fn if depths is None else ElasticLoss(loss_fn, [1.0] * len(depths)),
-        training_args,
+        training_arguments(args),
         dataset,
         [timer],
         loss_mini_batch_size=args.loss_mini_batch_size,
         depths=depths,
     )
-    if torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     measured = timer.times[args.warmup - 1 :]
     return {
         "layers": encoder.num_layers,
         "steps_per_second": (len(measured) - 1) / (measured[-1] - measured[0]),
-        "peak_mb": torch.cuda.max_memory_allocated() / 2**20
-        if torch.cuda.is_available()
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "loaded_mb": None if torch.cuda.is_available() else rss_loaded,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb(),
+        "loaded_mb": None if cuda else rss_loaded,
+        "device": "cuda" if cuda else "cpu",
     }
 
 
@@ -130,7 +148,7 @@ def layer_counts(text: str) -> list[int]:
     return counts
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resources/demo/model")
     parser.add_argument("--data", default="resources/demo/train.jsonl")
@@ -157,7 +175,11 @@ def main() -> None:
     parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loss-mini-batch-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--elastic", type=layer_counts, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.one:
         print(json.dumps(measure(args)))
         return

@@ -3,8 +3,8 @@ only checkpoints made for the same model and settings.
 
 `run.json` in the work folder records the variant, its prune value and layer count, the number of
 processes and the global batch, and `step_settings(config, "train")`: the config's values that change
-a trained model. A rerun whose record differs, or a work folder without one (written before records
-were kept), moves that folder aside as `<variant>.partial.stale-<time>/` and starts afresh: its
+a trained model. A rerun whose record differs, or a work folder without one (its settings unknown),
+moves that folder aside as `<variant>.partial.stale-<time>/` and starts afresh: its
 checkpoints are never continued. Keys outside step_settings (logging_steps, save_steps,
 gradient_checkpointing, loss_mini_batch_size, ...) leave the record as it is, so a rerun after
 changing them resumes.
@@ -73,7 +73,7 @@ def claim_work_folder(work: Path, record: dict) -> None:
     if recorded == record:
         return
     if recorded is None:
-        why = f"it has no {RECORD_FILE} (written by an older l3prune), so its settings are unknown"
+        why = f"it has no {RECORD_FILE}, so its settings are unknown"
     else:
         why = "it was trained with other settings (" + ", ".join(differences(recorded, record)) + ")"
     if not any(work.glob("checkpoints/checkpoint-*")):
