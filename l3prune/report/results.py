@@ -40,7 +40,7 @@ class Evaluation:
     encode_seconds: float | None
     num_layers: int
     num_parameters: int | None  # as evaluation counted them (LoRA weights included)
-    max_length: int | None  # None in files written before it was recorded
+    max_length: int | None  # None when the file does not record it
     base_model: str | None
     source: Path
 
@@ -56,7 +56,7 @@ class VariantResult:
     untrained: Evaluation | None
     folder: Path
     train_steps: int | None = None  # of the run that trained it (an elastic run trains several rows)
-    train_seconds: float | None = None  # its wall-clock training time; None in older model_info.json
+    train_seconds: float | None = None  # its wall-clock training time; None when the file does not record it
 
     @property
     def elastic(self) -> bool:
