@@ -241,9 +241,15 @@ def evaluated_model(wildcards):
 
 def evaluate_options(wildcards):
     """evaluate's options beyond the tasks: --trust-remote-code where the training config opts in,
-    --elastic-depth for a row elastic@<depth>; as words for the shell to quote."""
+    --elastic-depth for a row elastic@<depth>, --task-group K --task-groups N for a job of one group
+    (rule evaluate_group); as words for the shell to quote."""
     _, _, depth = wildcards.variant.partition(ROW_SEPARATOR)
-    return remote_code_option(wildcards) + (["--elastic-depth", depth] if depth else [])
+    options = remote_code_option(wildcards) + (
+        ["--elastic-depth", depth] if depth else []
+    )
+    if "group" in wildcards.keys():
+        options += ["--task-group", wildcards.group, "--task-groups", wildcards.groups]
+    return options
 
 
 def report_variants(model):

@@ -25,7 +25,8 @@ rule evaluate:
         runtime=job_resource("evaluate", "runtime"),
     params:
         **step_params(None, "evaluation"),
-        # --trust-remote-code where the config opts in; --elastic-depth for a row elastic@<depth>
+        # --trust-remote-code where the config opts in; --elastic-depth for a row elastic@<depth>;
+        # the group options in evaluate_group
         options=evaluate_options,
         # the training data's mteb tasks go into the model record (training_datasets)
         config=lambda wildcards: MODELS[wildcards.model]["training_config"],
@@ -36,11 +37,7 @@ rule evaluate:
         " 2>&1 | tee {log:q}"
 
 
-rule evaluate_group:
-    input:
-        model=evaluated_model,
-        tasks=lambda wildcards: MODELS[wildcards.model]["tasks"],
-        task_files=local_task_files,
+use rule evaluate as evaluate_group with:
     output:
         "results/{model}/{variant}/mteb.part-{group}-of-{groups}.json",
     log:
@@ -49,24 +46,6 @@ rule evaluate_group:
         model=one_of([m for m, n in GROUPS.items() if n > 1]),
         group=r"\d+",
         groups=r"\d+",
-    conda:
-        "../envs/l3prune.yaml"
-    threads: job_resource("evaluate", "threads")
-    resources:
-        gpu=job_resource("evaluate", "gpu"),
-        mem_mb=job_resource("evaluate", "mem_mb"),
-        runtime=job_resource("evaluate", "runtime"),
-    params:
-        **step_params(None, "evaluation"),
-        # --trust-remote-code where the config opts in; --elastic-depth for a row elastic@<depth>
-        options=evaluate_options,
-        # the training data's mteb tasks go into the model record (training_datasets)
-        config=lambda wildcards: MODELS[wildcards.model]["training_config"],
-    shell:
-        "python3 -m l3prune evaluate {input.model:q} --tasks {input.tasks:q} --out {output:q}"
-        " --name l3prune/{wildcards.model}-{wildcards.variant} --training-config {params.config:q}"
-        " {params.options:q}"
-        " --task-group {wildcards.group} --task-groups {wildcards.groups} 2>&1 | tee {log:q}"
 
 
 rule evaluate_merge:
