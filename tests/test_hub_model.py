@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from test_download import serving
 
-from l3prune.assets.hub_model import MODEL_FILES, hub_name, hub_repo_id, model_folder
+from l3prune.assets.hub_model import MODEL_FILES
+from l3prune.assets.model_names import hub_name, hub_repo_id, model_folder
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "a" * 40

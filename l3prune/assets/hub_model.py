@@ -15,51 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
 
 from ..files import read_json, write_json
+from .model_names import SOURCE_FILE
 
 # What transformers needs to load the model and its tokenizer, and nothing else: the weights as
 # safetensors only (pickled .bin weights can run code; l3prune loads safetensors), no duplicate
 # consolidated checkpoints, no `original/` .pth files.
 MODEL_FILES = ["*.json", "model*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.py"]
-SOURCE_FILE = "l3prune_source.json"  # which repo and commit the folder holds
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
-
-# huggingface_hub's rule for repo ids ("name" or "namespace/name"; no "--" or "..")
-_REPO_ID = re.compile(r"(?!.*--)(?!.*\.\.)[\w.-]+(/[\w.-]+)?")
-
-
-def hub_repo_id(name_or_path: str) -> str | None:
-    """`name_or_path` when it is a model hub name (not an existing path and shaped like a repo
-    id), else None: a path, or something that looks like one (absolute, ./, ~, several /)."""
-    if Path(name_or_path).exists() or name_or_path.startswith((".", "~")):
-        return None
-    return name_or_path if _REPO_ID.fullmatch(name_or_path) and len(name_or_path) <= 96 else None
-
-
-def model_folder(model_dir: str | os.PathLike, repo_id: str) -> Path:
-    """Where a hub model's snapshot lives: `<model_dir>/<namespace>/<name>`, so the folder's last
-    component is the model's own name (what evaluation names results after)."""
-    return Path(model_dir) / repo_id
-
-
-def hub_name(name_or_path: str | os.PathLike) -> str:
-    """The model hub name of a base model: what a folder made by download_model records, else
-    `name_or_path` itself (for naming and publishing a variant trained from the local copy)."""
-    source = read_json(Path(name_or_path) / SOURCE_FILE, if_missing={})
-    return source.get("repo_id") or str(name_or_path)
-
-
-def display_name(name_or_path: str | os.PathLike) -> str:
-    """A base model's name for titles: the last part of its hub name (the one a downloaded
-    folder records), else of its path: `Meta-Llama-3-8B-Instruct`, not a folder path."""
-    if not str(name_or_path):
-        return ""
-    name = hub_name(name_or_path).rstrip("/")
-    return name.rsplit("/", 1)[-1] or name
 
 
 def download_model(repo_id: str, dest: str | os.PathLike, revision: str | None = None) -> Path:

@@ -24,7 +24,7 @@ def gguf_to_hf_folder(
     """
     import torch
 
-    from ..assets.hub_model import SOURCE_FILE
+    from ..assets.model_names import SOURCE_FILE
     from ..encoder import LLMEncoder
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)

@@ -195,7 +195,7 @@ def model_meta(
 ) -> ModelMeta:
     """mteb's record of the model; loader_kwargs are what reloads it: LLMEncoder.from_pretrained(**loader_kwargs).
     `training_datasets`: the mteb tasks its training data overlaps (None: unknown)."""
-    from ..assets.hub_model import hub_name
+    from ..assets.model_names import hub_name
 
     return ModelMeta.create_empty(
         overwrites=dict(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..assets.hub_model import hub_name
+from ..assets.model_names import hub_name
 from ..files import atomic_output, read_json
 from .card import model_card
 from .common import check_new_output, load_merged

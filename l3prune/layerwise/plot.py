@@ -12,7 +12,7 @@ def plot_prune_points(
     short name, the one a downloaded folder records, not by a path."""
     import matplotlib
 
-    from ..assets.hub_model import display_name
+    from ..assets.model_names import display_name
 
     matplotlib.use("Agg")  # files only; no display on cluster nodes
     import matplotlib.pyplot as plt

@@ -20,7 +20,7 @@ __all__ = ["PLOT_FILE", "SUMMARY_FILE", "report_model_name", "write_report"]
 def report_model_name(results) -> str | None:
     """The base model's short name (last part of its hub name or folder), as training or, for a
     baseline alone, evaluation recorded it; None when neither did."""
-    from ..assets.hub_model import display_name
+    from ..assets.model_names import display_name
 
     trained_first = sorted(results, key=lambda r: r.trained is None)  # training records the name it was given
     recorded = [r.base_model for r in trained_first if r.base_model]

@@ -19,7 +19,7 @@ from l3prune.variants import (
     needs_prune_points,
     variant_names,
 )
-from l3prune.assets.hub_model import hub_repo_id, model_folder
+from l3prune.assets.model_names import hub_repo_id, model_folder
 from l3prune.evaluation.tasks_file import local_task_paths
 from l3prune.schema import schema_violation
 
