@@ -9,7 +9,9 @@ rule demo_assets:
     conda:
         "../envs/l3prune.yaml"
     params:
-        **step_params(None, "assets"),
+        # the builders' own code version, not the assets command's: a change to the hub download
+        # code (the same command module) does not rebuild the demo's data and retrain it
+        code=code_version("l3prune.demo.assets", Path(workflow.basedir) / "l3prune"),
         out=lambda wildcards, output: Path(output.manifest).parent,
     shell:
         "python3 -m l3prune demo-assets --out {params.out:q} 2>&1 | tee {log:q}"
